@@ -1,0 +1,276 @@
+"""App settings, read from the environment once per worker and validated.
+
+Azure Functions exposes app settings (and ``local.settings.json`` values when
+running locally) as environment variables. Each group is parsed by a pure
+function of a mapping so it can be unit-tested, and cached per process so a
+request never re-parses. Every error names the setting at fault.
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlparse
+
+from shared.errors import SettingsError
+
+#: Scopes ACS accepts for Communication Services user tokens.
+ACS_SCOPES: frozenset[str] = frozenset({"chat", "voip", "chat.join", "chat.join.limited", "voip.join"})
+#: ACS accepts a custom token lifetime within this interval (minutes).
+ACS_MIN_EXPIRY_MINUTES = 60
+ACS_MAX_EXPIRY_MINUTES = 1440
+
+AuthMode = Literal["easyauth", "jwt", "dev"]
+AUTH_MODES: tuple[str, ...] = ("easyauth", "jwt", "dev")
+
+
+@dataclass(frozen=True)
+class AcsSettings:
+    """How to reach ACS: a connection string (local, emulator) or an endpoint plus Entra ID."""
+
+    connection_string: str | None
+    endpoint: str | None
+    #: client id of a user-assigned managed identity (AZURE_CLIENT_ID)
+    managed_identity_client_id: str | None
+    #: PEM file to trust for the ACS endpoint (the local emulator's self-signed certificate)
+    ca_bundle: str | None
+
+    @property
+    def uses_connection_string(self) -> bool:
+        return self.connection_string is not None
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    """Where the identity map lives: the Function App's own storage account."""
+
+    connection_string: str | None
+    table_endpoint: str | None
+    managed_identity_client_id: str | None
+    table_name: str
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """How callers prove who they are."""
+
+    mode: AuthMode
+    issuer: str | None
+    audiences: tuple[str, ...]
+    jwks_url: str | None
+    #: if non-empty, the caller needs one of these values in its roles or groups claims
+    required_roles: frozenset[str]
+    allow_dev_in_azure: bool
+
+
+@dataclass(frozen=True)
+class TokenPolicySettings:
+    """What a caller may ask for."""
+
+    allowed_scopes: frozenset[str]
+    default_scopes: tuple[str, ...]
+    default_expiry_minutes: int
+    max_expiry_minutes: int
+    #: tokens one user may get per minute (per worker); 0 disables the limit
+    per_user_per_minute: int
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None:
+        return None
+    value = value.strip()
+    return value or None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(name, f"must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise SettingsError(name, f"must be within [{lo}, {hi}], got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+    raw = _get(env, name)
+    if raw is None:
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(name, f"must be true or false, got {raw!r}")
+
+
+def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    raw = _get(env, name)
+    if raw is None:
+        return ()
+    return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and 127.0.0.0/8 / ::1 (where plain http is acceptable)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _url(env: Mapping[str, str], name: str, *, allow_loopback_http: bool = True) -> str | None:
+    raw = _get(env, name)
+    if raw is None:
+        return None
+    parsed = urlparse(raw)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        raise SettingsError(name, "must be an absolute https:// URL")
+    if parsed.scheme == "http" and not (allow_loopback_http and is_loopback_host(parsed.hostname)):
+        raise SettingsError(name, "must use https:// (plain http is allowed only for loopback addresses)")
+    return raw
+
+
+# --------------------------------------------------------------------------- loaders
+
+
+def load_acs_settings(env: Mapping[str, str]) -> AcsSettings:
+    connection_string = _get(env, "ACS_CONNECTION_STRING")
+    endpoint = _url(env, "ACS_ENDPOINT")
+    if connection_string is not None:
+        parts = dict(
+            part.split("=", 1) for part in connection_string.split(";") if "=" in part
+        )
+        lowered = {k.strip().lower(): v.strip() for k, v in parts.items()}
+        if not lowered.get("endpoint") or not lowered.get("accesskey"):
+            raise SettingsError(
+                "ACS_CONNECTION_STRING", "must look like endpoint=https://<resource>.communication.azure.com/;accesskey=<key>"
+            )
+    elif endpoint is None:
+        raise SettingsError(
+            "ACS_CONNECTION_STRING", "is not set (nor ACS_ENDPOINT): the service has no way to reach Azure Communication Services"
+        )
+    ca_bundle = _get(env, "ACS_CA_BUNDLE")
+    if ca_bundle is not None and not os.path.isfile(ca_bundle):
+        raise SettingsError("ACS_CA_BUNDLE", f"points to a file that does not exist: {ca_bundle}")
+    return AcsSettings(
+        connection_string=connection_string,
+        endpoint=endpoint.rstrip("/") if endpoint else None,
+        managed_identity_client_id=_get(env, "AZURE_CLIENT_ID"),
+        ca_bundle=ca_bundle,
+    )
+
+
+def load_storage_settings(env: Mapping[str, str]) -> StorageSettings:
+    connection_string = _get(env, "AzureWebJobsStorage")
+    table_endpoint = _url(env, "AzureWebJobsStorage__tableServiceUri")
+    if connection_string is None and table_endpoint is None:
+        raise SettingsError(
+            "AzureWebJobsStorage", "is not set (nor AzureWebJobsStorage__tableServiceUri): the identity map needs Table storage"
+        )
+    table_name = _get(env, "IDENTITY_TABLE_NAME") or "acsidentities"
+    if not (3 <= len(table_name) <= 63 and table_name.isalnum() and table_name[0].isalpha()):
+        raise SettingsError("IDENTITY_TABLE_NAME", "must be 3-63 letters or digits, starting with a letter")
+    return StorageSettings(
+        connection_string=connection_string,
+        table_endpoint=table_endpoint,
+        managed_identity_client_id=_get(env, "AzureWebJobsStorage__clientId") or _get(env, "AZURE_CLIENT_ID"),
+        table_name=table_name,
+    )
+
+
+def load_auth_settings(env: Mapping[str, str]) -> AuthSettings:
+    mode = (_get(env, "AUTH_MODE") or "").lower()
+    if mode not in AUTH_MODES:
+        raise SettingsError("AUTH_MODE", f"must be one of {', '.join(AUTH_MODES)} (got {mode or 'nothing'})")
+    issuer = _url(env, "AUTH_ISSUER")
+    audiences = _csv(env, "AUTH_AUDIENCE")
+    jwks_url = _url(env, "AUTH_JWKS_URL")
+    if mode == "jwt":
+        if issuer is None:
+            raise SettingsError("AUTH_ISSUER", "is required when AUTH_MODE=jwt")
+        if not audiences:
+            raise SettingsError("AUTH_AUDIENCE", "is required when AUTH_MODE=jwt")
+    allow_dev_in_azure = _bool(env, "AUTH_DEV_ALLOW_IN_AZURE")
+    if mode == "dev" and running_in_azure(env) and not allow_dev_in_azure:
+        raise SettingsError(
+            "AUTH_MODE",
+            "is 'dev', which trusts a plain X-Dev-User header and must never run in Azure "
+            "(set AUTH_DEV_ALLOW_IN_AZURE=true only for a throwaway test deployment)",
+        )
+    return AuthSettings(
+        mode=mode,  # type: ignore[arg-type]
+        issuer=issuer,
+        audiences=audiences,
+        jwks_url=jwks_url,
+        required_roles=frozenset(_csv(env, "AUTH_REQUIRED_ROLES")),
+        allow_dev_in_azure=allow_dev_in_azure,
+    )
+
+
+def load_token_policy(env: Mapping[str, str]) -> TokenPolicySettings:
+    allowed = _csv(env, "TOKEN_ALLOWED_SCOPES") or ("chat", "voip")
+    unknown = [s for s in allowed if s not in ACS_SCOPES]
+    if unknown:
+        raise SettingsError("TOKEN_ALLOWED_SCOPES", f"has unknown scopes {unknown}; ACS knows {sorted(ACS_SCOPES)}")
+    defaults = _csv(env, "TOKEN_DEFAULT_SCOPES") or allowed
+    outside = [s for s in defaults if s not in allowed]
+    if outside:
+        raise SettingsError("TOKEN_DEFAULT_SCOPES", f"has scopes outside TOKEN_ALLOWED_SCOPES: {outside}")
+    max_expiry = _int(env, "TOKEN_MAX_EXPIRY_MINUTES", ACS_MAX_EXPIRY_MINUTES, ACS_MIN_EXPIRY_MINUTES, ACS_MAX_EXPIRY_MINUTES)
+    default_expiry = _int(env, "TOKEN_DEFAULT_EXPIRY_MINUTES", min(1440, max_expiry), ACS_MIN_EXPIRY_MINUTES, max_expiry)
+    return TokenPolicySettings(
+        allowed_scopes=frozenset(allowed),
+        default_scopes=defaults,
+        default_expiry_minutes=default_expiry,
+        max_expiry_minutes=max_expiry,
+        per_user_per_minute=_int(env, "TOKEN_RATE_LIMIT_PER_MINUTE", 10, 0, 10_000),
+    )
+
+
+def running_in_azure(env: Mapping[str, str]) -> bool:
+    """The Functions/App Service platform sets WEBSITE_INSTANCE_ID on every instance."""
+    return bool(_get(env, "WEBSITE_INSTANCE_ID"))
+
+
+# --------------------------------------------------------------------------- cached accessors
+
+
+@functools.cache
+def acs_settings() -> AcsSettings:
+    return load_acs_settings(os.environ)
+
+
+@functools.cache
+def storage_settings() -> StorageSettings:
+    return load_storage_settings(os.environ)
+
+
+@functools.cache
+def auth_settings() -> AuthSettings:
+    return load_auth_settings(os.environ)
+
+
+@functools.cache
+def token_policy() -> TokenPolicySettings:
+    return load_token_policy(os.environ)
+
+
+def clear_cache() -> None:
+    """Forget parsed settings (tests change the environment between cases)."""
+    for accessor in (acs_settings, storage_settings, auth_settings, token_policy):
+        accessor.cache_clear()
