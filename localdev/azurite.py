@@ -1,0 +1,110 @@
+"""Start Azurite (the storage emulator, pinned in package.json) on loopback and wait until it serves."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = ROOT / "node_modules" / ".bin"
+HOST = "127.0.0.1"
+#: The development account's well-known key (public, documented by Microsoft; not a secret).
+DEV_ACCOUNT = "devstoreaccount1"
+DEV_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+COMMON_FLAGS = ["--inMemoryPersistence", "--disableTelemetry", "--skipApiVersionCheck", "--silent"]
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"Azurite exited with code {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+        try:
+            with socket.create_connection((HOST, port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"Azurite did not listen on {HOST}:{port} within {timeout:.0f} s")
+
+
+@dataclass
+class AzuriteProcess:
+    table_port: int
+    queue_port: int | None
+    processes: list[subprocess.Popen] = field(default_factory=list)
+
+    @property
+    def table_endpoint(self) -> str:
+        return f"http://{HOST}:{self.table_port}/{DEV_ACCOUNT}"
+
+    @property
+    def queue_endpoint(self) -> str | None:
+        return None if self.queue_port is None else f"http://{HOST}:{self.queue_port}/{DEV_ACCOUNT}"
+
+    @property
+    def connection_string(self) -> str:
+        parts = [
+            "DefaultEndpointsProtocol=http",
+            f"AccountName={DEV_ACCOUNT}",
+            f"AccountKey={DEV_KEY}",
+            f"TableEndpoint={self.table_endpoint}",
+        ]
+        if self.queue_endpoint:
+            parts.append(f"QueueEndpoint={self.queue_endpoint}")
+        return ";".join(parts) + ";"
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+    def __enter__(self) -> AzuriteProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def start_azurite(*, table_port: int = 0, queue_port: int | None = None, location: Path) -> AzuriteProcess:
+    """Azurite's Table service (and Queue, if a port is given; 0 = any free port), in memory.
+
+    ``location`` is only the working directory (Azurite refuses --location with in-memory
+    persistence); nothing is written there but Azurite's own debug files, if any.
+    """
+    if not (BIN / "azurite-table").exists():
+        raise RuntimeError("Azurite is not installed: run `npm ci` (make setup does it)")
+    location.mkdir(parents=True, exist_ok=True)
+    azurite = AzuriteProcess(table_port=table_port or free_port(), queue_port=None)
+    services = [("azurite-table", "--tableHost", "--tablePort", azurite.table_port)]
+    if queue_port is not None:
+        azurite.queue_port = queue_port or free_port()
+        services.append(("azurite-queue", "--queueHost", "--queuePort", azurite.queue_port))
+    try:
+        for binary, host_flag, port_flag, port in services:
+            process = subprocess.Popen(
+                [str(BIN / binary), host_flag, HOST, port_flag, str(port), *COMMON_FLAGS],
+                cwd=location,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            azurite.processes.append(process)
+            wait_for_port(port, process)
+    except BaseException:
+        azurite.stop()
+        raise
+    return azurite

@@ -1,0 +1,189 @@
+"""The token API's logic: one caller, one ACS identity, kept in the identity map.
+
+Cost of a warm ``issue`` (the caller's ACS id already known to this worker):
+one ACS call plus one store write (``record_issued``). The worker keeps a small
+cache of user -> ACS id; it can go stale only when an identity is deleted
+elsewhere, and ACS then answers 404, which evicts the entry and falls back to
+the store. ACS stays the source of truth for whether an id is alive.
+
+Get-or-create is race-safe: the store's insert is create-if-absent, so of two
+concurrent first calls one wins; the loser deletes the ACS identity it just
+created (the orphan) and uses the winner's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from shared.acs import AcsIdentityService, IssuedToken
+from shared.auth import Caller
+from shared.errors import NotFoundError, ServiceError
+from shared.identity_store import IdentityConflict, IdentityStore
+from shared.policy import TokenRequest
+from shared.ratelimit import PerUserRateLimiter
+
+logger = logging.getLogger(__name__)
+
+CACHE_SIZE = 10_000
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    communication_user_id: str
+    token: IssuedToken
+    scopes: tuple[str, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "communicationUserId": self.communication_user_id,
+            "token": self.token.token,
+            "expiresOn": format_utc(self.token.expires_on),
+            "scopes": list(self.scopes),
+        }
+
+
+def format_utc(moment: datetime) -> str:
+    """RFC 3339 in UTC with a Z, to the second (what JavaScript's Date parses everywhere)."""
+    return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class TokenService:
+    def __init__(
+        self,
+        acs: AcsIdentityService,
+        store: IdentityStore,
+        limiter: PerUserRateLimiter,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._acs = acs
+        self._store = store
+        self._limiter = limiter
+        self._clock = clock
+        self._known: OrderedDict[str, str] = OrderedDict()  # user key -> ACS id (LRU)
+
+    # ------------------------------------------------------------------ cache
+
+    def _remember(self, user_key: str, acs_user_id: str) -> None:
+        self._known[user_key] = acs_user_id
+        self._known.move_to_end(user_key)
+        if len(self._known) > CACHE_SIZE:
+            self._known.popitem(last=False)
+
+    def _forget(self, user_key: str) -> None:
+        self._known.pop(user_key, None)
+
+    async def _known_acs_id(self, user_key: str) -> str | None:
+        cached = self._known.get(user_key)
+        if cached is not None:
+            self._known.move_to_end(user_key)
+            return cached
+        record = await self._store.get(user_key)
+        if record is None:
+            return None
+        self._remember(user_key, record.acs_user_id)
+        return record.acs_user_id
+
+    # ------------------------------------------------------------------ operations
+
+    async def issue(self, caller: Caller, request: TokenRequest) -> TokenGrant:
+        """Get-or-create the caller's ACS identity and issue a token."""
+        self._limiter.acquire(caller.key)
+        acs_user_id = await self._known_acs_id(caller.key)
+        if acs_user_id is not None:
+            token = await self._issue_existing(caller.key, acs_user_id, request)
+            if token is not None:
+                return TokenGrant(acs_user_id, token, request.scopes)
+        return await self._create_and_issue(caller.key, request)
+
+    async def refresh(self, caller: Caller, request: TokenRequest) -> TokenGrant:
+        """A new token for the caller's existing identity; never creates one."""
+        self._limiter.acquire(caller.key)
+        acs_user_id = await self._known_acs_id(caller.key)
+        if acs_user_id is not None:
+            token = await self._issue_existing(caller.key, acs_user_id, request)
+            if token is not None:
+                return TokenGrant(acs_user_id, token, request.scopes)
+        raise NotFoundError("This user has no ACS identity yet; call POST /api/token first.")
+
+    async def revoke(self, caller: Caller) -> bool:
+        """Revoke every token of the caller's identity; False if it has none."""
+        acs_user_id = await self._known_acs_id(caller.key)
+        if acs_user_id is None:
+            return False
+        try:
+            await self._acs.revoke_tokens(acs_user_id)
+        except NotFoundError:
+            await self._drop_stale_mapping(caller.key, acs_user_id)
+            return False
+        await self._store.record_revoked(caller.key, self._clock())
+        return True
+
+    async def delete(self, caller: Caller) -> bool:
+        """Delete the caller's ACS identity and its mapping (idempotent)."""
+        self._forget(caller.key)
+        record = await self._store.get(caller.key)
+        if record is None:
+            return False
+        try:
+            await self._acs.delete_identity(record.acs_user_id)
+        except NotFoundError:
+            pass  # already gone in ACS: just drop the mapping
+        await self._store.delete(caller.key)
+        self._forget(caller.key)
+        return True
+
+    async def exchange_teams_token(self, caller: Caller, teams_token: str, client_id: str, user_object_id: str) -> IssuedToken:
+        self._limiter.acquire(caller.key)
+        return await self._acs.exchange_teams_token(teams_token, client_id, user_object_id)
+
+    # ------------------------------------------------------------------ internals
+
+    async def _issue_existing(self, user_key: str, acs_user_id: str, request: TokenRequest) -> IssuedToken | None:
+        """Issue for a mapped id; None if ACS no longer knows it (the mapping is dropped)."""
+        try:
+            token = await self._acs.issue_token(acs_user_id, request.scopes, request.expires_in_minutes)
+        except NotFoundError:
+            await self._drop_stale_mapping(user_key, acs_user_id)
+            return None
+        await self._store.record_issued(user_key, self._clock())
+        return token
+
+    async def _create_and_issue(self, user_key: str, request: TokenRequest) -> TokenGrant:
+        acs_user_id, token = await self._acs.create_identity_with_token(request.scopes, request.expires_in_minutes)
+        now = self._clock()
+        try:
+            await self._store.insert(user_key, acs_user_id, now)
+        except IdentityConflict as conflict:
+            # Another request for this user won the race: keep its identity, drop ours.
+            await self._delete_orphan(acs_user_id)
+            winner = conflict.existing.acs_user_id
+            self._remember(user_key, winner)
+            token = await self._acs.issue_token(winner, request.scopes, request.expires_in_minutes)
+            await self._store.record_issued(user_key, self._clock())
+            return TokenGrant(winner, token, request.scopes)
+        except BaseException:
+            # The mapping was not written: do not leave an identity nobody can reach.
+            await self._delete_orphan(acs_user_id)
+            raise
+        self._remember(user_key, acs_user_id)
+        return TokenGrant(acs_user_id, token, request.scopes)
+
+    async def _delete_orphan(self, acs_user_id: str) -> None:
+        try:
+            await self._acs.delete_identity(acs_user_id)
+        except ServiceError as error:
+            logger.warning("could not delete orphan ACS identity (%s); it holds no mapping", error.code)
+
+    async def _drop_stale_mapping(self, user_key: str, acs_user_id: str) -> None:
+        self._forget(user_key)
+        record = await self._store.get(user_key)
+        if record is not None and record.acs_user_id == acs_user_id:
+            await self._store.delete(user_key)
