@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both set everything up first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: setup run test quickstart bench emulator clean
+
+setup: $(VENV)/.installed node_modules/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+## Azurite + ACS emulator on loopback, then the app on http://127.0.0.1:7071 (func start if installed).
+run: setup
+	$(PY) -m localdev.run
+
+## The whole test suite against real Azurite and the ACS emulator.
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+## Microsoft's access-token quickstart, through shared/ (emulator unless ACS_* is set).
+quickstart: setup
+	$(PY) -m localdev.quickstart
+
+## Benchmarks: the service's paths against the raw SDK, same run.
+bench: setup
+	$(PY) -m bench
+
+## Just the ACS Identity emulator (HTTPS on 127.0.0.1:8443).
+emulator: setup
+	$(PY) -m emulator --port 8443
+
+clean:
+	rm -rf $(VENV) node_modules .local

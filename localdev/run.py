@@ -1,0 +1,91 @@
+"""``make run``: the whole service on this machine, no Azure account needed.
+
+Starts what the settings do not already point elsewhere, all on loopback:
+Azurite (Table + Queue storage) when ``AzureWebJobsStorage`` is the development
+storage, the ACS Identity emulator when neither ``ACS_CONNECTION_STRING`` nor
+``ACS_ENDPOINT`` is set, then the app on 127.0.0.1:7071 with Functions Core
+Tools (``func start``) when it is installed, else with ``devhost``. Ctrl-C stops
+everything it started. Environment variables win over local.settings.json.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_SETTINGS = ROOT / "local.settings.json"
+SAMPLE_SETTINGS = ROOT / "local.settings.sample.json"
+STATE_DIR = ROOT / ".local"
+APP_PORT = 7071
+EMULATOR_PORT = 8443
+AZURITE_TABLE_PORT = 10002
+AZURITE_QUEUE_PORT = 10001
+DEV_STORAGE = ("usedevelopmentstorage=true", "")
+
+
+def ensure_local_settings() -> dict[str, Any]:
+    """Create local.settings.json from the sample on first run; return its Values."""
+    if not LOCAL_SETTINGS.exists():
+        shutil.copyfile(SAMPLE_SETTINGS, LOCAL_SETTINGS)
+        print(f"Created {LOCAL_SETTINGS.name} from the sample (it is git-ignored; edit it freely).", file=sys.stderr)
+    return json.loads(LOCAL_SETTINGS.read_text(encoding="utf-8")).get("Values", {})
+
+
+def effective(values: dict[str, Any], name: str) -> str:
+    """A setting as the app will see it: the environment wins over local.settings.json."""
+    return (os.environ.get(name) or str(values.get(name) or "")).strip()
+
+
+def main() -> int:
+    from localdev.azurite import start_azurite
+    from localdev.emulator_process import start_emulator
+
+    values = ensure_local_settings()
+    env = dict(os.environ)
+    with ExitStack() as stack:
+        if effective(values, "AzureWebJobsStorage").lower() in DEV_STORAGE:
+            azurite = stack.enter_context(
+                start_azurite(table_port=AZURITE_TABLE_PORT, queue_port=AZURITE_QUEUE_PORT, location=STATE_DIR / "azurite")
+            )
+            env["AzureWebJobsStorage"] = azurite.connection_string
+            print(f"Azurite (Table, Queue) on {azurite.table_endpoint}", file=sys.stderr)
+        if not (effective(values, "ACS_CONNECTION_STRING") or effective(values, "ACS_ENDPOINT")):
+            emulator = stack.enter_context(
+                start_emulator("--port", str(EMULATOR_PORT), cert_dir=STATE_DIR / "emulator")
+            )
+            env["ACS_CONNECTION_STRING"] = emulator.connection_string
+            env["ACS_CA_BUNDLE"] = str(emulator.cert_path)
+            print(f"ACS Identity emulator on {emulator.endpoint}", file=sys.stderr)
+
+        if shutil.which("func"):
+            command = ["func", "start", "--port", str(APP_PORT)]
+        else:
+            command = [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", str(APP_PORT)]
+        host = subprocess.Popen(command, cwd=ROOT, env=env)
+        print(
+            f"\nToken service: http://127.0.0.1:{APP_PORT}/api  (try: curl http://127.0.0.1:{APP_PORT}/api/health)\n"
+            "Press Ctrl-C to stop the app and everything started for it.\n",
+            file=sys.stderr,
+        )
+        signal.signal(signal.SIGTERM, lambda *_: host.send_signal(signal.SIGINT))
+        try:
+            return host.wait()
+        except KeyboardInterrupt:
+            host.send_signal(signal.SIGINT)
+            try:
+                host.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                host.kill()
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
