@@ -74,7 +74,10 @@ class IssuedToken:
         return f"IssuedToken(token=<redacted>, expires_on={self.expires_on.isoformat()})"
 
 
-def _as_utc(expires_on: datetime | int | float) -> datetime:
+def _as_utc(expires_on: datetime | str | int | float) -> datetime:
+    """The SDK hands back ACS's raw ``expiresOn`` string (seven fractional digits), whatever its type hint says."""
+    if isinstance(expires_on, str):
+        expires_on = datetime.fromisoformat(expires_on)
     if isinstance(expires_on, datetime):
         return expires_on if expires_on.tzinfo else expires_on.replace(tzinfo=timezone.utc)
     return datetime.fromtimestamp(expires_on, tz=timezone.utc)
