@@ -1,0 +1,111 @@
+"""A local OpenID Connect issuer for tests: discovery, a JWKS, and tokens good and bad.
+
+Runs an aiohttp server on 127.0.0.1 (free port) in a background thread, so sync and
+async tests can both use it. Keys are generated per instance.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from typing import Any
+
+import jwt
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+
+def new_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict[str, Any]:
+    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
+    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+
+
+class OidcIssuer:
+    def __init__(self) -> None:
+        self.keys: dict[str, rsa.RSAPrivateKey] = {"key-1": new_key()}
+        self.current_kid = "key-1"
+        self.jwks_fetches = 0
+        self.discovery_fetches = 0
+        self.down = False
+        self.issuer = ""
+        self._loop = asyncio.new_event_loop()
+        self._runner: web.AppRunner | None = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+
+    # ------------------------------------------------------------------ server
+
+    async def _discovery(self, request: web.Request) -> web.Response:
+        if self.down:
+            return web.Response(status=503)
+        self.discovery_fetches += 1
+        return web.json_response({"issuer": self.issuer, "jwks_uri": f"{self.issuer}/keys"})
+
+    async def _jwks(self, request: web.Request) -> web.Response:
+        if self.down:
+            return web.Response(status=503)
+        self.jwks_fetches += 1
+        return web.json_response({"keys": [public_jwk(key, kid) for kid, key in self.keys.items()]})
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/.well-known/openid-configuration", self._discovery)
+        app.router.add_get("/keys", self._jwks)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+        self.issuer = f"http://127.0.0.1:{port}"
+
+    def start(self) -> OidcIssuer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=5)
+
+    def __enter__(self) -> OidcIssuer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def jwks_url(self) -> str:
+        return f"{self.issuer}/keys"
+
+    # ------------------------------------------------------------------ tokens
+
+    def rotate(self) -> str:
+        """Add a new signing key and make it current; returns its kid."""
+        kid = f"key-{len(self.keys) + 1}"
+        self.keys[kid] = new_key()
+        self.current_kid = kid
+        return kid
+
+    def mint(
+        self,
+        claims: dict[str, Any] | None = None,
+        *,
+        kid: str | None = None,
+        foreign_key: bool = False,
+        algorithm: str = "RS256",
+        headers: dict[str, Any] | None = None,
+    ) -> str:
+        """A token from this issuer (``iss`` defaults to it); ``foreign_key`` signs with an unknown key."""
+        now = int(time.time())
+        body = {"iss": self.issuer, "iat": now, "nbf": now, "exp": now + 600}
+        body.update(claims or {})
+        kid = kid or self.current_kid
+        key = new_key() if foreign_key else self.keys.get(kid) or new_key()
+        return jwt.encode(body, key, algorithm=algorithm, headers={"kid": kid, **(headers or {})})
