@@ -141,3 +141,36 @@ def test_default_scopes_and_expiry_follow_settings(app_factory):
         body = post_json(app.api(path), None, as_user("settings-user")).json()
         assert body["scopes"] == ["chat.join"]
         assert timedelta(minutes=88) < parse_rfc3339(body["expiresOn"]) - datetime.now(timezone.utc) <= timedelta(minutes=91)
+
+
+def test_teams_exchange_success_and_rejection(dev_app, emulator):
+    import time
+
+    import jwt
+
+    oid, app_id = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
+    claims = {"aud": "https://auth.msft.communication.azure.com", "oid": oid, "appid": app_id, "exp": int(time.time()) + 3600}
+    teams_token = jwt.encode(claims, "an-entra-signature-the-emulator-does-not-check", algorithm="HS256")
+    body = {"teamsToken": teams_token, "clientId": app_id, "userObjectId": oid}
+    response = post_json(dev_app.api("token/teams"), body, as_user("teams-user"))
+    assert response.status_code == 200, response.text
+    assert set(response.json()) == {"token", "expiresOn"}
+    assert emulator.validate(response.json()["token"])["communicationUserId"] == f"8:orgid:{oid}"
+
+    mismatch = post_json(dev_app.api("token/teams"), {**body, "userObjectId": "33333333-3333-3333-3333-333333333333"}, as_user("teams-user"))
+    assert mismatch.status_code == 400 and mismatch.json()["error"]["code"] == "invalid_teams_token"
+    assert teams_token not in dev_app.log_text()
+
+
+def test_cors_headers_for_allowed_origins_only(app_factory):
+    app = app_factory(DEVHOST_CORS="https://app.example.com")
+    allowed = requests.options(
+        app.api("token"),
+        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"},
+        timeout=30,
+    )
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    answer = post_json(app.api("token"), None, {**as_user("cors-user"), "Origin": "https://app.example.com"})
+    assert answer.status_code == 200 and answer.headers["Access-Control-Allow-Origin"] == "https://app.example.com"
+    other = post_json(app.api("token"), None, {**as_user("cors-user"), "Origin": "https://evil.example.com"})
+    assert "Access-Control-Allow-Origin" not in other.headers
