@@ -75,16 +75,16 @@ def main() -> int:
             "Press Ctrl-C to stop the app and everything started for it.\n",
             file=sys.stderr,
         )
-        signal.signal(signal.SIGTERM, lambda *_: host.send_signal(signal.SIGINT))
-        try:
-            return host.wait()
-        except KeyboardInterrupt:
-            host.send_signal(signal.SIGINT)
-            try:
-                host.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                host.kill()
-            return 0
+        # Ctrl-C (SIGINT) or SIGTERM: stop the host, then the ExitStack stops the stand-ins.
+        def stop_host(*_: object) -> None:
+            if host.poll() is None:
+                host.terminate()
+
+        signal.signal(signal.SIGINT, stop_host)
+        signal.signal(signal.SIGTERM, stop_host)
+        code = host.wait()
+        print("Stopping the local stand-ins...", file=sys.stderr)
+        return 0 if code in (0, -signal.SIGTERM, -signal.SIGINT) else code
 
 
 if __name__ == "__main__":
