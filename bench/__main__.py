@@ -64,7 +64,7 @@ def report(rows: list[dict[str, float]]) -> None:
 
 async def run(total: int, concurrency: int, emulator, azurite) -> list[dict[str, float]]:
     from shared import acs, settings
-    from shared.api import get_token_service
+    from shared.api import close_token_service, get_token_service
     from shared.auth import Caller
     from shared.policy import TokenRequest
 
@@ -90,7 +90,7 @@ async def run(total: int, concurrency: int, emulator, azurite) -> list[dict[str,
     rows.append(
         await measure("TokenService.issue, warm user", total, concurrency, lambda i: tokens.issue(callers[i % concurrency], request))
     )
-    await acs.close_acs_service()
+    await close_token_service()
     return rows
 
 

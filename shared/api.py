@@ -13,7 +13,7 @@ from typing import Any
 import azure.functions as func
 
 from shared import settings
-from shared.acs import get_acs_service
+from shared.acs import close_acs_service, get_acs_service
 from shared.auth import Caller, get_authenticator
 from shared.errors import InvalidRequestError, ServiceError
 from shared.http import RequestContext, api_endpoint, hash_user, json_response, read_json_object, reject_unknown_fields
@@ -41,10 +41,15 @@ def get_token_service() -> TokenService:
     return _service
 
 
-def reset_token_service() -> None:
-    """Forget the worker's TokenService (tests that change settings)."""
+async def close_token_service() -> None:
+    """Close the worker's clients (scripts and benchmarks that end their event loop)."""
     global _service
+    from shared import auth, identity_store
+
     _service = None
+    await close_acs_service()
+    await identity_store.close_identity_store()
+    await auth.close_authenticator()
 
 
 async def _authenticate(req: func.HttpRequest, ctx: RequestContext) -> Caller:

@@ -250,3 +250,11 @@ def get_identity_store() -> IdentityStore:
     if _store is None:
         _store = IdentityStore.from_settings(app_settings.storage_settings())
     return _store
+
+
+async def close_identity_store() -> None:
+    """Release the worker's table client; the next call builds a new one."""
+    global _store
+    store, _store = _store, None
+    if store is not None:
+        await store.close()

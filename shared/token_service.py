@@ -1,7 +1,7 @@
 """The token API's logic: one caller, one ACS identity, kept in the identity map.
 
 Cost of a warm ``issue`` (the caller's ACS id already known to this worker):
-one ACS call plus one store write (``record_issued``). The worker keeps a small
+one ACS call plus one store write (``record_issued``), made concurrently. The worker keeps a small
 cache of user -> ACS id; it can go stale only when an identity is deleted
 elsewhere, and ACS then answers 404, which evicts the entry and falls back to
 the store. ACS stays the source of truth for whether an id is alive.
@@ -13,6 +13,7 @@ created (the orphan) and uses the winner's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
@@ -148,13 +149,23 @@ class TokenService:
 
     async def _issue_existing(self, user_key: str, acs_user_id: str, request: TokenRequest) -> IssuedToken | None:
         """Issue for a mapped id; None if ACS no longer knows it (the mapping is dropped)."""
+        # The ACS call and the store write run side by side: latency is the slower of the two,
+        # not their sum. If ACS then fails, LastIssuedAt is merely a little early, which only
+        # makes the revocation sweep look at this user once more.
+        issue = asyncio.ensure_future(self._acs.issue_token(acs_user_id, request.scopes, request.expires_in_minutes))
+        record = asyncio.ensure_future(self._store.record_issued(user_key, self._clock()))
         try:
-            token = await self._acs.issue_token(acs_user_id, request.scopes, request.expires_in_minutes)
+            await asyncio.gather(issue, record)
         except NotFoundError:
+            await asyncio.gather(record, return_exceptions=True)
             await self._drop_stale_mapping(user_key, acs_user_id)
             return None
-        await self._store.record_issued(user_key, self._clock())
-        return token
+        except BaseException:
+            for task in (issue, record):
+                task.cancel()
+            await asyncio.gather(issue, record, return_exceptions=True)
+            raise
+        return issue.result()
 
     async def _create_and_issue(self, user_key: str, request: TokenRequest) -> TokenGrant:
         acs_user_id, token = await self._acs.create_identity_with_token(request.scopes, request.expires_in_minutes)

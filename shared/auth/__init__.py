@@ -10,7 +10,7 @@ from shared import settings as app_settings
 from shared.auth.caller import Authenticator, Caller
 from shared.settings import AuthSettings
 
-__all__ = ["Authenticator", "Caller", "create_authenticator", "get_authenticator"]
+__all__ = ["Authenticator", "Caller", "close_authenticator", "create_authenticator", "get_authenticator"]
 
 
 def create_authenticator(settings: AuthSettings) -> Authenticator:
@@ -36,3 +36,11 @@ def get_authenticator() -> Authenticator:
     if _authenticator is None:
         _authenticator = create_authenticator(app_settings.auth_settings())
     return _authenticator
+
+
+async def close_authenticator() -> None:
+    """Release the worker's authenticator (its JWKS HTTP session)."""
+    global _authenticator
+    authenticator, _authenticator = _authenticator, None
+    if authenticator is not None:
+        await authenticator.close()
