@@ -3,7 +3,8 @@
 Against the local emulator and Azurite (loopback), it times, for the same number of token
 requests at the same concurrency:
 
-1. baseline: the raw async SDK ``get_token`` for one existing identity (one ACS call);
+1. baseline: the raw async SDK ``get_token`` for one existing identity (one ACS call),
+   and the sync SDK on a thread pool (how sync functions would run in the Python worker);
 2. service: ``TokenService.issue`` for a warm user (ACS call + identity-map write), in process;
 3. HTTP: ``POST /api/token`` through devhost for warm users (adds auth, JSON, the host hop).
 
@@ -62,6 +63,24 @@ def report(rows: list[dict[str, float]]) -> None:
         )
 
 
+async def measure_sync_sdk(emulator, user, total: int, concurrency: int) -> dict[str, float]:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from azure.communication.identity import CommunicationIdentityClient as SyncClient
+
+    sync_client = SyncClient.from_connection_string(emulator.connection_string, connection_verify=str(emulator.cert_path))
+    loop = asyncio.get_running_loop()
+    with ThreadPoolExecutor(concurrency) as pool:
+        for _ in range(concurrency):
+            await loop.run_in_executor(pool, lambda: sync_client.get_token(user, ["voip"]))
+        return await measure(
+            "sync SDK get_token on a thread pool",
+            total,
+            concurrency,
+            lambda i: loop.run_in_executor(pool, lambda: sync_client.get_token(user, ["voip"])),
+        )
+
+
 async def run(total: int, concurrency: int, emulator, azurite) -> list[dict[str, float]]:
     from shared import acs, settings
     from shared.api import close_token_service, get_token_service
@@ -80,6 +99,9 @@ async def run(total: int, concurrency: int, emulator, azurite) -> list[dict[str,
     for _ in range(20):  # warm the connection pool
         await client.get_token(user, ["voip"])
     rows.append(await measure("raw SDK get_token (baseline)", total, concurrency, lambda i: client.get_token(user, ["voip"])))
+
+    # 1b. the sync SDK on a thread pool: what sync functions would do in the Python worker
+    rows.append(await measure_sync_sdk(emulator, user, total, concurrency))
 
     # 2. the service layer, warm users (ACS id cached in the worker; one Table write)
     tokens = get_token_service()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import subprocess
@@ -102,16 +101,19 @@ async def test_bad_teams_token_is_invalid_teams_token(service):
     assert caught.value.code == "invalid_teams_token"
 
 
-def test_one_client_per_worker(emulator, monkeypatch):
+async def test_one_client_per_worker(emulator, monkeypatch):
     monkeypatch.setenv("ACS_CONNECTION_STRING", emulator.connection_string)
     monkeypatch.setenv("ACS_CA_BUNDLE", str(emulator.cert_path))
     from shared import settings
 
     settings.clear_cache()
     try:
-        assert acs.get_acs_service() is acs.get_acs_service()
+        service = acs.get_acs_service()
+        assert acs.get_acs_service() is service
+        identity = await service.create_identity()  # and it works from this event loop
+        assert identity.startswith("8:acs:")
     finally:
-        asyncio.run(acs.close_acs_service())
+        await acs.close_acs_service()
         settings.clear_cache()
 
 
