@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from localdev.processes import stop_process
+
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "ACS_CONNECTION_STRING="
 
@@ -64,11 +66,7 @@ class EmulatorProcess:
         self._call("POST", "reset" + ("?state=true" if state else ""))
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
 
     def __enter__(self) -> EmulatorProcess:
         return self

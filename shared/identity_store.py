@@ -197,19 +197,14 @@ class IdentityStore:
     async def record_revoked(self, user_key: str, when: datetime) -> None:
         await self._merge(user_key, {"LastRevokedAt": when})
 
-    async def delete(self, user_key: str) -> IdentityRecord | None:
-        """Idempotent; returns what was deleted."""
-        existing = await self.get(user_key)
-        if existing is None:
-            return None
+    async def delete(self, user_key: str) -> None:
+        """One round trip; idempotent (the SDK treats a missing entity as deleted)."""
         partition, row = entity_keys(user_key)
         try:
+            await self._ensure_table()
             await self._table.delete_entity(partition, row)
-        except ResourceNotFoundError:
-            return None
         except AzureError as error:
             raise _unavailable(error) from None
-        return existing
 
     async def iter_records(self, *, issued_since: datetime | None = None, page_size: int = 1000) -> AsyncIterator[IdentityRecord]:
         """One pass over the table (server-side filter on LastIssuedAt), each row once."""

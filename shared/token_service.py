@@ -97,22 +97,16 @@ class TokenService:
     async def issue(self, caller: Caller, request: TokenRequest) -> TokenGrant:
         """Get-or-create the caller's ACS identity and issue a token."""
         self._limiter.acquire(caller.key)
-        acs_user_id = await self._known_acs_id(caller.key)
-        if acs_user_id is not None:
-            token = await self._issue_existing(caller.key, acs_user_id, request)
-            if token is not None:
-                return TokenGrant(acs_user_id, token, request.scopes)
-        return await self._create_and_issue(caller.key, request)
+        grant = await self._issue_for_existing(caller.key, request)
+        return grant if grant is not None else await self._create_and_issue(caller.key, request)
 
     async def refresh(self, caller: Caller, request: TokenRequest) -> TokenGrant:
         """A new token for the caller's existing identity; never creates one."""
         self._limiter.acquire(caller.key)
-        acs_user_id = await self._known_acs_id(caller.key)
-        if acs_user_id is not None:
-            token = await self._issue_existing(caller.key, acs_user_id, request)
-            if token is not None:
-                return TokenGrant(acs_user_id, token, request.scopes)
-        raise NotFoundError("This user has no ACS identity yet; call POST /api/token first.")
+        grant = await self._issue_for_existing(caller.key, request)
+        if grant is None:
+            raise NotFoundError("This user has no ACS identity yet; call POST /api/token first.")
+        return grant
 
     async def revoke(self, caller: Caller) -> bool:
         """Revoke every token of the caller's identity; False if it has none."""
@@ -138,7 +132,7 @@ class TokenService:
         except NotFoundError:
             pass  # already gone in ACS: just drop the mapping
         await self._store.delete(caller.key)
-        self._forget(caller.key)
+        self._forget(caller.key)  # again: a concurrent request may have cached it meanwhile
         return True
 
     async def exchange_teams_token(self, caller: Caller, teams_token: str, client_id: str, user_object_id: str) -> IssuedToken:
@@ -147,8 +141,11 @@ class TokenService:
 
     # ------------------------------------------------------------------ internals
 
-    async def _issue_existing(self, user_key: str, acs_user_id: str, request: TokenRequest) -> IssuedToken | None:
-        """Issue for a mapped id; None if ACS no longer knows it (the mapping is dropped)."""
+    async def _issue_for_existing(self, user_key: str, request: TokenRequest) -> TokenGrant | None:
+        """A token for the user's mapped identity; None if there is none (or ACS no longer knows it)."""
+        acs_user_id = await self._known_acs_id(user_key)
+        if acs_user_id is None:
+            return None
         # The ACS call and the store write run side by side: latency is the slower of the two,
         # not their sum. If ACS then fails, LastIssuedAt is merely a little early, which only
         # makes the revocation sweep look at this user once more.
@@ -165,7 +162,7 @@ class TokenService:
                 task.cancel()
             await asyncio.gather(issue, record, return_exceptions=True)
             raise
-        return issue.result()
+        return TokenGrant(acs_user_id, issue.result(), request.scopes)
 
     async def _create_and_issue(self, user_key: str, request: TokenRequest) -> TokenGrant:
         acs_user_id, token = await self._acs.create_identity_with_token(request.scopes, request.expires_in_minutes)

@@ -21,6 +21,7 @@ import requests
 
 from localdev.azurite import start_azurite
 from localdev.emulator_process import start_emulator
+from localdev.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -53,11 +54,7 @@ class AppProcess:
         return "".join(self.log_lines)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process)
 
 
 def launch_app(env_overrides: dict[str, str]) -> AppProcess:
