@@ -14,10 +14,10 @@ import azure.functions as func
 
 from shared import settings
 from shared.acs import close_acs_service, get_acs_service
-from shared.auth import Caller, get_authenticator
+from shared.auth import Caller, close_authenticator, get_authenticator
 from shared.errors import InvalidRequestError, ServiceError
 from shared.http import RequestContext, api_endpoint, hash_user, json_response, read_json_object, reject_unknown_fields
-from shared.identity_store import get_identity_store
+from shared.identity_store import close_identity_store, get_identity_store
 from shared.policy import parse_token_request
 from shared.ratelimit import PerUserRateLimiter
 from shared.token_service import TokenService, format_utc
@@ -44,12 +44,10 @@ def get_token_service() -> TokenService:
 async def close_token_service() -> None:
     """Close the worker's clients (scripts and benchmarks that end their event loop)."""
     global _service
-    from shared import auth, identity_store
-
     _service = None
     await close_acs_service()
-    await identity_store.close_identity_store()
-    await auth.close_authenticator()
+    await close_identity_store()
+    await close_authenticator()
 
 
 async def _authenticate(req: func.HttpRequest, ctx: RequestContext) -> Caller:
