@@ -35,16 +35,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8443, help="0 picks a free port")
     parser.add_argument("--http", action="store_true", help="plain HTTP instead of HTTPS")
     parser.add_argument("--access-key", default=os.environ.get("EMULATOR_ACCESS_KEY"), help="base64 key (default: random)")
-    parser.add_argument("--resource-name", default="acs-emulator", help="shown in nothing but logs")
-    parser.add_argument("--cert-dir", type=Path, default=Path(".local/emulator"))
+    parser.add_argument("--resource-name", default="acs-emulator", help="reported in logs and /_emulator/stats")
+    parser.add_argument("--cert-dir", type=Path, default=Path(".local/emulator"), help="where emulator-cert.pem (and its key) live")
     parser.add_argument("--state-file", type=Path, help="keep identities (and the signing key) in this SQLite file")
-    parser.add_argument("--identity-header", default=os.environ.get("EMULATOR_IDENTITY_HEADER") or secrets.token_hex(16))
+    parser.add_argument("--identity-header", default=os.environ.get("EMULATOR_IDENTITY_HEADER") or secrets.token_hex(16),
+                        help="the X-IDENTITY-HEADER secret of /_emulator/msi/token (default: random)")
     for operation, (count, _) in DEFAULT_LIMITS.items():
         parser.add_argument(f"--limit-{operation}", type=int, default=count, help=f"{operation} requests per window")
     parser.add_argument("--limit-window", type=float, default=30.0, help="rate limit window in seconds")
     parser.add_argument("--fault-throttle", type=float, default=0.0, help="share of API requests answered 429")
     parser.add_argument("--fault-unavailable", type=float, default=0.0, help="share of API requests answered 503")
-    parser.add_argument("--fault-latency-ms", type=int, default=0)
+    parser.add_argument("--fault-throttle-next", type=int, default=0, help="answer the first N API requests 429")
+    parser.add_argument("--fault-unavailable-next", type=int, default=0, help="answer the first N API requests 503")
+    parser.add_argument("--fault-latency-ms", type=int, default=0, help="added to every API request")
     parser.add_argument("--fault-retry-after", type=int, default=1, help="Retry-After seconds on injected faults")
     parser.add_argument("--seed", type=int, help="seed the fault RNG for reproducible runs")
     return parser.parse_args(argv)
@@ -69,6 +72,8 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
             "unavailableRate": args.fault_unavailable,
             "latencyMs": args.fault_latency_ms,
             "retryAfterSeconds": args.fault_retry_after,
+            "throttleNext": args.fault_throttle_next,
+            "unavailableNext": args.fault_unavailable_next,
         }
     )
     limits = RateLimits({op: (getattr(args, f"limit_{op}"), args.limit_window) for op in DEFAULT_LIMITS})
@@ -79,6 +84,7 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
         limits=limits,
         faults=faults,
         identity_header=args.identity_header,
+        resource_name=args.resource_name,
     )
     if args.seed is not None:
         emulator.rng.seed(args.seed)
@@ -106,7 +112,9 @@ async def serve(args: argparse.Namespace) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     await stop.wait()
+    logger.info("stopping")
     await runner.cleanup()
+    emulator.state.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,9 @@ class MemoryState:
     def clear(self) -> None:
         self._identities.clear()
 
+    def close(self) -> None:
+        pass
+
     def count(self) -> dict[str, int]:
         live = sum(1 for i in self._identities.values() if not i.deleted)
         return {"live": live, "deleted": len(self._identities) - live}
@@ -100,3 +103,7 @@ class SqliteState(MemoryState):
         super().clear()
         with self._lock:
             self._db.execute("DELETE FROM identities")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

@@ -64,10 +64,11 @@ class TokenSigner:
         self.resource_id = resource_id
         self.kid = kid
 
-    def mint(self, communication_user_id: str, scopes: list[str], minutes: int, generation: int, now: float | None = None) -> tuple[str, float]:
+    def mint(self, communication_user_id: str, scopes: list[str], minutes: float, generation: int, now: float | None = None) -> tuple[str, float]:
         issued = time.time() if now is None else now
         expires = issued + minutes * 60
-        claims = {
+        claims: dict = {
+            "nonce": "",  # emulator-only, first: its varying length shifts the base64 alignment of the rest
             "skypeid": communication_user_id.removeprefix("8:"),
             "scp": SCP,
             "csi": str(int(issued)),
@@ -80,8 +81,8 @@ class TokenSigner:
             # so every earlier token is invalid even within the same second
             "gen": generation,
         }
-        for _ in range(MAX_ATTEMPTS):
-            claims["nonce"] = secrets.token_hex(6)
+        for attempt in range(MAX_ATTEMPTS):
+            claims["nonce"] = secrets.token_hex(4)[: 6 + attempt % 3]
             token = jwt.encode(claims, self._key, algorithm="RS256", headers={"kid": self.kid, "x5t": "emulator"})
             if standard_base64_safe(token):
                 return token, expires

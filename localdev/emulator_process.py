@@ -1,9 +1,18 @@
-"""Start the ACS emulator as a subprocess and talk to its control endpoints (stdlib only)."""
+"""Start the ACS Identity emulator (``python -m emulator``) as a subprocess and drive its control endpoints.
+
+Standard library only, so sync and async tests alike can use it::
+
+    with start_emulator(cert_dir=tmp_path) as emulator:
+        client = CommunicationIdentityClient.from_connection_string(
+            emulator.connection_string, connection_verify=str(emulator.cert_path))
+        emulator.set_faults(throttleNext=1)
+        emulator.validate(token)   # {"valid": ..., "reason": ...}
+"""
 
 from __future__ import annotations
 
 import json
-import queue
+import os
 import secrets
 import ssl
 import subprocess
@@ -11,7 +20,6 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,54 +27,67 @@ from localdev.processes import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "ACS_CONNECTION_STRING="
+CERT_NAME = "emulator-cert.pem"
 
 
-@dataclass
 class EmulatorProcess:
-    connection_string: str
-    cert_path: Path | None
-    identity_header: str
-    process: subprocess.Popen
-    log_lines: list[str] = field(default_factory=list)
+    """A running emulator: its connection string, certificate, identity header and control calls."""
+
+    def __init__(self, connection_string: str, cert_path: Path | None, identity_header: str,
+                 process: subprocess.Popen, stderr_lines: list[str]) -> None:
+        self.connection_string = connection_string
+        self.cert_path = cert_path
+        self.identity_header = identity_header
+        self.process = process
+        self.stderr_lines = stderr_lines
+        self.extra_stdout: list[str] = []
+        parts = dict(part.split("=", 1) for part in connection_string.split(";") if "=" in part)
+        self.endpoint = parts["endpoint"].rstrip("/")  # e.g. https://127.0.0.1:PORT
+        self.access_key = parts["accesskey"]
+        self._ssl = ssl.create_default_context(cafile=str(cert_path)) if cert_path else None
 
     @property
-    def endpoint(self) -> str:
-        part = next(p for p in self.connection_string.split(";") if p.lower().startswith("endpoint="))
-        return part.split("=", 1)[1].rstrip("/")
-
-    @property
-    def access_key(self) -> str:
-        part = next(p for p in self.connection_string.split(";") if p.lower().startswith("accesskey="))
-        return part.split("=", 1)[1]
+    def msi_endpoint(self) -> str:
+        """The value for IDENTITY_ENDPOINT (App Service managed identity protocol)."""
+        return self.control_url("msi/token")
 
     def control_url(self, path: str) -> str:
         return f"{self.endpoint}/_emulator/{path.lstrip('/')}"
 
-    def _call(self, method: str, path: str, body: Any = None) -> Any:
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        """A control call; raises urllib.error.HTTPError on a 4xx/5xx answer."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.control_url(path), data=data, method=method, headers={"Content-Type": "application/json"})
-        context = ssl.create_default_context(cafile=str(self.cert_path)) if self.cert_path else None
-        with urllib.request.urlopen(request, timeout=10, context=context) as response:
+        request = urllib.request.Request(self.control_url(path), data=data, method=method,
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10, context=self._ssl) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
 
     def set_faults(self, **faults: Any) -> dict:
-        return self._call("PUT", "faults", faults)
+        """e.g. ``set_faults(throttleNext=1, retryAfterSeconds=1)``; returns the current settings."""
+        return self.call("PUT", "faults", faults)
+
+    def faults(self) -> dict:
+        return self.call("GET", "faults")
 
     def set_limits(self, **limits: dict) -> dict:
-        return self._call("PUT", "limits", limits)
+        """e.g. ``set_limits(issue={"count": 3, "windowSeconds": 30})``; returns every limit."""
+        return self.call("PUT", "limits", limits)
 
     def stats(self) -> dict:
-        return self._call("GET", "stats")
+        return self.call("GET", "stats")
 
     def validate(self, token: str) -> dict:
-        return self._call("POST", "validate", {"token": token})
+        return self.call("POST", "validate", {"token": token})
 
     def reset(self, *, state: bool = False) -> None:
-        self._call("POST", "reset" + ("?state=true" if state else ""))
+        """Clear counters, faults and rate-limit windows (and identities with ``state=True``)."""
+        self.call("POST", "reset" + ("?state=true" if state else ""))
 
-    def stop(self) -> None:
-        stop_process(self.process)
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM, wait (SIGKILL after ``timeout``); the exit code."""
+        stop_process(self.process, timeout)
+        return self.process.returncode
 
     def __enter__(self) -> EmulatorProcess:
         return self
@@ -75,33 +96,36 @@ class EmulatorProcess:
         self.stop()
 
 
-def start_emulator(*extra_args: str, cert_dir: Path, http: bool = False, env: dict[str, str] | None = None, timeout: float = 30.0) -> EmulatorProcess:
-    """``python -m emulator --port 0 …`` (later flags win), ready when it prints its connection string."""
+def start_emulator(*extra_args: str, cert_dir: Path, http: bool = False, env: dict[str, str] | None = None,
+                   timeout: float = 20.0) -> EmulatorProcess:
+    """``python -m emulator --port 0 --cert-dir DIR …`` from the repo root; ready once it prints its line.
+
+    ``extra_args`` come last, so they win (e.g. ``"--identity-header", "x"``). ``env`` replaces the
+    environment (default: this process's).
+    """
     identity_header = secrets.token_hex(16)
     args = [sys.executable, "-m", "emulator", "--port", "0", "--cert-dir", str(cert_dir), "--identity-header", identity_header]
     if http:
         args.append("--http")
-    process = subprocess.Popen([*args, *extra_args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(line) for line in process.stdout], daemon=True).start()
-    log_lines: list[str] = []
-    threading.Thread(target=lambda: log_lines.extend(process.stderr), daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.2)
-        except queue.Empty:
-            if process.poll() is not None:
-                break
-            continue
-        if line.startswith(PREFIX):
-            return EmulatorProcess(
-                connection_string=line.strip()[len(PREFIX):],
-                cert_path=None if http else cert_dir / "emulator-cert.pem",
-                identity_header=identity_header,
-                process=process,
-                log_lines=log_lines,
-            )
-    process.kill()
-    time.sleep(0.2)
-    raise RuntimeError("the ACS emulator did not start:\n" + "".join(log_lines))
+    args.extend(extra_args)
+    if "--identity-header" in extra_args:
+        identity_header = extra_args[len(extra_args) - 1 - extra_args[::-1].index("--identity-header") + 1]
+    process = subprocess.Popen(args, cwd=ROOT, env=os.environ.copy() if env is None else env, stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stderr_lines: list[str] = []
+    threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True).start()
+    first_line: list[str] = []
+    reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    line = first_line[0].strip() if first_line else ""
+    if not line.startswith(PREFIX):
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+        time.sleep(0.1)  # let the stderr reader drain
+        raise RuntimeError(f"the ACS emulator did not start (stdout: {line!r}):\n" + "".join(stderr_lines))
+    emulator = EmulatorProcess(line[len(PREFIX):], None if http else Path(cert_dir) / CERT_NAME, identity_header, process, stderr_lines)
+    # keep draining stdout (the emulator should print nothing more; tests can check extra_stdout)
+    threading.Thread(target=lambda: emulator.extra_stdout.extend(process.stdout), daemon=True).start()
+    return emulator

@@ -169,7 +169,7 @@ def test_managed_identity_endpoint_requires_the_identity_header(emulator):
 def test_forged_bearer_token_is_401(emulator):
     import jwt
 
-    forged = jwt.encode({"aud": "https://communication.azure.com", "exp": 4102444800}, "guess", algorithm="HS256")
+    forged = jwt.encode({"aud": "https://communication.azure.com", "exp": 4102444800}, "guess-" * 8, algorithm="HS256")
     response = requests.post(f"{emulator.endpoint}/identities?{API}", json={}, headers={"Authorization": f"Bearer {forged}"},
                              verify=str(emulator.cert_path), timeout=10)
     assert response.status_code == 401

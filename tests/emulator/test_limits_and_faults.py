@@ -86,3 +86,29 @@ def test_bad_fault_settings_are_rejected(emulator):
     assert caught.value.code == 400
     with pytest.raises(urllib.error.HTTPError):
         emulator.set_faults(explode=1)
+
+
+def test_faults_and_limits_from_the_command_line(tmp_path):
+    from azure.communication.identity import CommunicationUserIdentifier
+    from azure.core.exceptions import ResourceNotFoundError
+
+    from localdev.emulator_process import start_emulator
+
+    with start_emulator("--fault-throttle-next", "1", "--fault-retry-after", "2", "--limit-delete", "1", "--limit-window", "60",
+                        cert_dir=tmp_path) as emulator:
+        assert emulator.faults()["throttleNext"] == 1
+        limits = emulator.call("GET", "limits")
+        assert limits["delete"] == {"count": 1, "windowSeconds": 60.0} and limits["issue"]["count"] == 1000
+        client = CommunicationIdentityClient.from_connection_string(
+            emulator.connection_string, connection_verify=str(emulator.cert_path), retry_total=0
+        )
+        with pytest.raises(HttpResponseError) as caught:
+            client.create_user()
+        assert caught.value.status_code == 429 and caught.value.response.headers["Retry-After"] == "2"
+        user = client.create_user()
+        client.delete_user(user)
+        with pytest.raises(HttpResponseError) as caught:
+            client.delete_user(CommunicationUserIdentifier("8:acs:unknown_1"))
+        assert caught.value.status_code == 429 and not isinstance(caught.value, ResourceNotFoundError)
+        assert 1 <= int(caught.value.response.headers["Retry-After"]) <= 60
+        assert emulator.stats()["statuses"] == {"create:429": 1, "create:201": 1, "delete:204": 1, "delete:429": 1}

@@ -82,8 +82,8 @@ def test_delete_user_then_404(client, emulator):
 @pytest.mark.parametrize(
     "scopes, minutes, target, fragment",
     [
-        (["video"], None, "Scopes", "not supported"),
-        ([], None, "Scopes", "non-empty"),
+        (["video"], None, "Scopes", "is invalid"),
+        ([], None, "Scopes", "at least one"),
         (["voip"], 30, "ExpiresInMinutes", "ExpiresInMinutes value 30 is invalid. Value must be within the [60, 1440] interval."),
         (["voip"], 1441, "ExpiresInMinutes", "ExpiresInMinutes value 1441 is invalid"),
     ],
