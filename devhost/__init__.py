@@ -1,13 +1,54 @@
 """A small local host for the app's functions, for machines without Functions Core Tools.
 
-It serves the HTTP functions the way the Functions host does (routes, ``routePrefix``,
-function/admin keys, ``local.settings.json``, CORS) and runs other functions on demand
-through ``POST /admin/functions/<name>``. It is a development tool: use ``func start``
-where Core Tools is installed.
+It serves the HTTP functions the way the Functions host does (routes under
+``host.json`` ``extensions.http.routePrefix``, route parameters and constraints,
+function/admin keys, ``local.settings.json``, CORS) and runs other functions, such
+as timers, on demand through ``POST /admin/functions/<name>``. It is a development
+tool: use ``func start`` where Core Tools is installed.
+
+Command line::
+
+    python -m devhost [--host 127.0.0.1] [--port 7071] [--app function_app:app] [--app-dir .]
+
+``--port 0`` picks a free port; once listening it prints one line to stdout,
+``DEVHOST_URL=http://127.0.0.1:PORT``. Keys are enforced only when configured:
+``DEVHOST_FUNCTION_KEY`` (function level) and ``DEVHOST_MASTER_KEY`` (admin level and
+the admin API), given as ``x-functions-key`` or ``?code=``. CORS comes from
+``local.settings.json`` ``Host.CORS``/``Host.CORSCredentials`` or ``DEVHOST_CORS``/
+``DEVHOST_CORS_CREDENTIALS``.
 
 Programmatic use (tests)::
 
-    from devhost.routing import function_table
-    table = function_table(app)        # calls app.get_functions() once per app object
-    table.http_routes                  # [HttpRoute(name, template, methods, auth_level)]
+    import function_app
+    from devhost import HostSettings, build_routes, create_web_app, function_table
+
+    routes = build_routes(function_app.app, "api")   # list[Route], most specific first
+    {(r.name, r.path, r.methods, r.auth_level) for r in routes}
+    # e.g. ("health", "/api/health", ("GET",), "anonymous"); methods None means every method
+    function_table(function_app.app).others          # non-HTTP functions by name
+
+    web_app = create_web_app(function_app.app, HostSettings(route_prefix="api"))  # aiohttp.web.Application
+
+``app.get_functions()`` can be called only once per app object; ``build_routes``,
+``function_table`` and ``create_web_app`` share one cached table per app, so call
+them as often as needed, but do not call ``app.get_functions()`` yourself in the
+same process.
 """
+
+from devhost.routing import FunctionTable, HttpRoute, OtherFunction, Route, build_routes, function_table, routes_for
+from devhost.server import create_web_app
+from devhost.settings import HostSettings, load_host_settings, read_route_prefix
+
+__all__ = [
+    "FunctionTable",
+    "HostSettings",
+    "HttpRoute",
+    "OtherFunction",
+    "Route",
+    "build_routes",
+    "create_web_app",
+    "function_table",
+    "load_host_settings",
+    "read_route_prefix",
+    "routes_for",
+]

@@ -1,66 +1,96 @@
-"""python -m devhost [--host 127.0.0.1] [--port 7071] [--app function_app:app] [--app-dir .]"""
+"""python -m devhost [--host 127.0.0.1] [--port 7071] [--app function_app:app] [--app-dir .]
+
+Prints exactly one line to stdout once listening: ``DEVHOST_URL=http://HOST:PORT``.
+Everything else (function list, access log, errors) goes to stderr.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import importlib
+import inspect
 import logging
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
-from devhost.routing import function_table
+from devhost.routing import function_table, routes_for
 from devhost.server import create_web_app
-from devhost.settings import load_host_settings
+from devhost.settings import HostSettings, load_host_settings
+
+log = logging.getLogger("devhost")
+
+
+def load_app(spec: str, app_dir: Path) -> Any:
+    """Import ``module:attr`` (default attr ``app``) with ``app_dir`` first on sys.path."""
+    sys.path.insert(0, str(app_dir))
+    module_name, _, attribute = spec.partition(":")
+    return getattr(importlib.import_module(module_name), attribute or "app")
+
+
+def describe(app: Any, settings: HostSettings, base: str) -> None:
+    """The function list, like `func start`, and which key levels are enforced (stderr)."""
+    table = function_table(app)
+    lines = ["", "Functions (devhost; use `func start` where Core Tools is installed):", ""]
+    routes = routes_for(table, settings.route_prefix)
+    for route in sorted(routes, key=lambda r: r.name.lower()):
+        methods = ",".join(route.methods) if route.methods else "*"
+        lines.append(f"        {route.name}: [{methods}] {base}{route.path} ({route.auth_level})")
+    for other in table.others.values():
+        lines.append(f"        {other.name}: {other.trigger_type}, run with POST {base}/admin/functions/{other.name}")
+    for fn in [*routes, *table.others.values()]:
+        if fn.param_name not in inspect.signature(fn.function).parameters:  # the real host refuses to index it
+            lines.append(f"  WARNING {fn.name}: the trigger's arg_name '{fn.param_name}' is not a parameter of the function")
+    enforced = settings.enforced_levels()
+    lines += ["", "Keys enforced for: " + (", ".join(enforced) if enforced else "nothing (as Core Tools locally)")]
+    if settings.cors_origins:
+        lines.append("CORS origins: " + ", ".join(settings.cors_origins))
+    print("\n".join(lines) + "\n", file=sys.stderr, flush=True)
 
 
 async def serve(args: argparse.Namespace) -> None:
     app_dir = Path(args.app_dir).resolve()
     settings = load_host_settings(app_dir)  # before importing the app: it may read settings at import
-    sys.path.insert(0, str(app_dir))
-    module_name, _, attribute = args.app.partition(":")
-    app = getattr(importlib.import_module(module_name), attribute or "app")
-    table = function_table(app)
-
-    runner = web.AppRunner(create_web_app(table, settings), access_log=None, handle_signals=False)
+    app = load_app(args.app, app_dir)
+    runner = web.AppRunner(create_web_app(app, settings), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, args.host, args.port)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the real port when --port 0
-    base = f"http://{args.host}:{port}"
-    log = logging.getLogger("devhost")
-    log.info("Functions (devhost; use `func start` where Core Tools is installed):")
-    for route in table.http_routes:
-        methods = ",".join(route.methods) if route.methods else "*"
-        prefix = f"/{settings.route_prefix}" if settings.route_prefix else ""
-        log.info("  %s: [%s] %s%s/%s (%s)", route.name, methods, base, prefix, route.template, route.auth_level)
-    for other in table.others.values():
-        log.info("  %s: %s, run with POST %s/admin/functions/%s", other.name, other.trigger_type, base, other.name)
-    enforced = [level for level, key in (("function", settings.function_key), ("admin", settings.master_key)) if key]
-    log.info("Keys enforced for: %s", ", ".join(enforced) or "nothing (as Core Tools locally)")
-    print(f"DEVHOST_URL={base}", flush=True)
+    try:
+        port = args.port if args.port is not None else settings.local_http_port
+        site = web.TCPSite(runner, args.host, port)
+        await site.start()
+        bound_port = runner.addresses[0][1]  # the real port when --port 0
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        base = f"http://{host}:{bound_port}"
+        describe(app, settings, base)
+        print(f"DEVHOST_URL={base}", flush=True)
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
-    await runner.cleanup()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await stop.wait()
+        log.info("devhost stopping")
+    finally:
+        await runner.cleanup()
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost", description="Serve the app's functions locally.")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=7071)
-    parser.add_argument("--app", default="function_app:app")
-    parser.add_argument("--app-dir", default=".")
-    args = parser.parse_args()
+    parser.add_argument("--port", type=int, default=None, help="default: Host.LocalHttpPort or 7071; 0 picks a free port")
+    parser.add_argument("--app", default="function_app:app", help="module:attribute of the func.FunctionApp")
+    parser.add_argument("--app-dir", default=".", help="where function_app.py, host.json and local.settings.json are")
+    args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("azure").setLevel(logging.WARNING)
-    asyncio.run(serve(args))
+    try:
+        asyncio.run(serve(args))
+    except KeyboardInterrupt:  # a signal before the handlers were installed
+        return 130
     return 0
 
 

@@ -1,4 +1,8 @@
-"""What the host reads besides the app: local.settings.json and host.json."""
+"""What the host reads besides the app: ``local.settings.json`` and ``host.json``.
+
+``local.settings.json`` ``Values`` go into ``os.environ`` (the environment wins), and
+must be loaded before the app module is imported: apps read settings at import.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +10,70 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+DEFAULT_PORT = 7071
 
 
 @dataclass(frozen=True)
 class HostSettings:
-    route_prefix: str
-    cors_origins: tuple[str, ...]
-    cors_credentials: bool
-    function_key: str | None
-    master_key: str | None
+    route_prefix: str = "api"  # host.json extensions.http.routePrefix, no slashes; "" for none
+    cors_origins: tuple[str, ...] = ()  # empty: CORS off; ("*",): any origin
+    cors_credentials: bool = False
+    function_key: str | None = None  # None: function level not enforced (as Core Tools locally)
+    master_key: str | None = None  # None: admin level not enforced
+    local_http_port: int = DEFAULT_PORT
+    app_dir: str = "."
+
+    def enforced_levels(self) -> list[str]:
+        return [level for level, key in (("function", self.function_key), ("admin", self.master_key)) if key]
 
 
-def load_local_settings(app_dir: Path) -> dict:
-    """Put local.settings.json Values into os.environ without overriding what is already set."""
-    path = app_dir / "local.settings.json"
+def _read_json(path: Path) -> dict[str, Any]:
     if not path.exists():
         return {}
-    document = json.loads(path.read_text(encoding="utf-8"))
+    document = json.loads(path.read_text(encoding="utf-8-sig"))
+    return document if isinstance(document, dict) else {}
+
+
+def load_local_settings(app_dir: Path) -> dict[str, Any]:
+    """Put local.settings.json ``Values`` into os.environ without overriding what is set; return ``Host``."""
+    document = _read_json(Path(app_dir) / "local.settings.json")
     for name, value in (document.get("Values") or {}).items():
+        if isinstance(value, bool):
+            value = str(value).lower()
         os.environ.setdefault(name, "" if value is None else str(value))
     return document.get("Host") or {}
 
 
 def read_route_prefix(app_dir: Path) -> str:
-    path = app_dir / "host.json"
-    if not path.exists():
-        return "api"
-    document = json.loads(path.read_text(encoding="utf-8"))
-    prefix = document.get("extensions", {}).get("http", {}).get("routePrefix", "api")
-    return prefix.strip("/")
+    """host.json ``extensions.http.routePrefix``: "api" by default, "" for no prefix."""
+    document = _read_json(Path(app_dir) / "host.json")
+    prefix = ((document.get("extensions") or {}).get("http") or {}).get("routePrefix", "api")
+    return str(prefix or "").strip("/")
 
 
-def load_host_settings(app_dir: Path) -> HostSettings:
+def parse_cors(value: str | None) -> tuple[str, ...]:
+    return tuple(origin.strip().rstrip("/") for origin in (value or "").split(",") if origin.strip())
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).strip().lower() in {"true", "1", "yes"}
+
+
+def load_host_settings(app_dir: Path | str = ".") -> HostSettings:
+    """local.settings.json (Values into os.environ, then Host) and host.json, plus DEVHOST_* variables."""
+    app_dir = Path(app_dir)
     host_section = load_local_settings(app_dir)
     cors = os.environ.get("DEVHOST_CORS")
-    if cors is None:
-        cors = str(host_section.get("CORS") or "")
     credentials = os.environ.get("DEVHOST_CORS_CREDENTIALS")
-    if credentials is None:
-        credentials = str(host_section.get("CORSCredentials", False))
+    port = host_section.get("LocalHttpPort")
     return HostSettings(
         route_prefix=read_route_prefix(app_dir),
-        cors_origins=tuple(o.strip().rstrip("/") for o in cors.split(",") if o.strip()),
-        cors_credentials=credentials.strip().lower() == "true",
+        cors_origins=parse_cors(cors if cors is not None else host_section.get("CORS")),
+        cors_credentials=_truthy(credentials if credentials is not None else host_section.get("CORSCredentials", False)),
         function_key=os.environ.get("DEVHOST_FUNCTION_KEY") or None,
         master_key=os.environ.get("DEVHOST_MASTER_KEY") or None,
+        local_http_port=int(port) if port not in (None, "") else DEFAULT_PORT,
+        app_dir=str(app_dir.resolve()),
     )
