@@ -11,6 +11,8 @@ import azure.functions as func
 
 from shared import api
 from shared.http import ALL_METHODS
+from shared.revocation import api as revocation_api
+from shared.revocation import triggers as revocation
 
 # Authentication is the app's own (Easy Auth, OpenID Connect bearer tokens or dev
 # headers, see AUTH_MODE), so the routes are anonymous at the host level.
@@ -57,3 +59,34 @@ async def delete_identity(req: func.HttpRequest) -> func.HttpResponse:
 async def health(req: func.HttpRequest) -> func.HttpResponse:
     """GET /api/health: liveness plus configuration readiness, without secrets."""
     return await api.health(req)
+
+
+# --------------------------------------------------------------------------- revocation
+
+
+@app.function_name("revocation_sweep")
+@app.timer_trigger(arg_name="timer", schedule="%REVOCATION_SCHEDULE%", run_on_startup=False, use_monitor=True)
+async def revocation_sweep(timer: func.TimerRequest) -> None:
+    """Every REVOCATION_SCHEDULE: do recorded requests, then the max-session-age and retention policies."""
+    await revocation.run_timer(past_due=timer.past_due)
+
+
+@app.function_name("revocation_batch")
+@app.queue_trigger(arg_name="message", queue_name="%REVOCATION_QUEUE_NAME%", connection="AzureWebJobsStorage")
+async def revocation_batch(message: func.QueueMessage) -> None:
+    """A batch fanned out by the sweep when its backlog is bigger than one run."""
+    await revocation.run_batch(message.get_body(), message.dequeue_count)
+
+
+@app.function_name("request_revocations")
+@app.route(route="ops/revocations", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
+async def request_revocations(req: func.HttpRequest) -> func.HttpResponse:
+    """POST /api/ops/revocations (function key): record revocation requests; 202."""
+    return await revocation_api.request_revocations(req)
+
+
+@app.function_name("revocation_status")
+@app.route(route="ops/revocations/status", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
+async def revocation_status(req: func.HttpRequest) -> func.HttpResponse:
+    """GET /api/ops/revocations/status (function key): the last sweep run and what is pending."""
+    return await revocation_api.revocation_status(req)

@@ -171,9 +171,11 @@ def transport_trusting(ca_bundle: str) -> AioHttpTransport:
     return AioHttpTransport(session=session, session_owner=True)
 
 
-def create_client(settings: AcsSettings, env: Mapping[str, str]) -> tuple[CommunicationIdentityClient, AsyncTokenCredential | None]:
+def create_client(
+    settings: AcsSettings, env: Mapping[str, str], **overrides: Any
+) -> tuple[CommunicationIdentityClient, AsyncTokenCredential | None]:
     """Build the SDK client from settings: connection string first, else endpoint + Entra ID."""
-    options = dict(CLIENT_OPTIONS)
+    options = {**CLIENT_OPTIONS, **overrides}
     if settings.ca_bundle:
         options["transport"] = transport_trusting(settings.ca_bundle)
     if settings.connection_string:

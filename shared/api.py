@@ -20,7 +20,8 @@ from shared.http import RequestContext, api_endpoint, hash_user, json_response, 
 from shared.identity_store import close_identity_store, get_identity_store
 from shared.policy import parse_token_request
 from shared.ratelimit import PerUserRateLimiter
-from shared.token_service import TokenService, format_utc
+from shared.revocation.runtime import close_revocation, get_ledger
+from shared.token_service import Completion, TokenService, format_utc
 
 _service: TokenService | None = None
 
@@ -37,6 +38,7 @@ def get_token_service() -> TokenService:
             acs=get_acs_service(),
             store=get_identity_store(),
             limiter=PerUserRateLimiter(settings.token_policy().per_user_per_minute),
+            ledger=get_ledger(),
         )
     return _service
 
@@ -48,6 +50,7 @@ async def close_token_service() -> None:
     await close_acs_service()
     await close_identity_store()
     await close_authenticator()
+    await close_revocation()
 
 
 async def _authenticate(req: func.HttpRequest, ctx: RequestContext) -> Caller:
@@ -76,16 +79,14 @@ async def refresh_token(req: func.HttpRequest, ctx: RequestContext) -> func.Http
 async def revoke_tokens(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
     caller = await _authenticate(req, ctx)
     read_json_object(req, required=False)  # still reject oversized or non-JSON bodies
-    await get_token_service().revoke(caller)
-    return json_response(204)
+    return _completion_response(await get_token_service().revoke(caller), "revocation")
 
 
 @api_endpoint("delete_identity", ("DELETE",))
 async def delete_identity(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
     caller = await _authenticate(req, ctx)
     read_json_object(req, required=False)
-    await get_token_service().delete(caller)
-    return json_response(204)
+    return _completion_response(await get_token_service().delete(caller), "deletion")
 
 
 @api_endpoint("exchange_teams_token", ("POST",))
@@ -123,6 +124,19 @@ async def health(req: func.HttpRequest, ctx: RequestContext) -> func.HttpRespons
         checks["authMode"] = settings.auth_settings().mode
     status = 200 if healthy else 503
     return json_response(status, {"status": "ok" if healthy else "unhealthy", "checks": checks})
+
+
+def _completion_response(completion: Completion, what: str) -> func.HttpResponse:
+    """204 when done (or nothing to do); 202 when ACS is busy and the recorded request will be finished by the sweep."""
+    if completion is Completion.PENDING:
+        return json_response(
+            202,
+            {
+                "status": "pending",
+                "message": f"ACS is busy right now; the {what} is recorded and the revocation sweep will complete it.",
+            },
+        )
+    return json_response(204)
 
 
 def _required_string(body: dict[str, Any], field: str, max_chars: int) -> str:

@@ -111,22 +111,33 @@ def error_response(error: ServiceError, correlation_id: str) -> func.HttpRespons
 # --------------------------------------------------------------------------- request bodies
 
 
-def read_json_object(req: func.HttpRequest, *, required: bool) -> dict[str, Any]:
-    """The body as a JSON object; {} when optional and empty. Raises precise 4xx errors."""
+#: what read_json returns for an optional, empty body
+NO_BODY: Any = object()
+
+
+def read_json(req: func.HttpRequest, *, required: bool) -> Any:
+    """The body as any JSON value; NO_BODY when optional and empty. Raises precise 4xx errors."""
     body = req.get_body() or b""
     if len(body) > MAX_BODY_BYTES:
         raise RequestRejected(413, "body_too_large", f"The request body is larger than {MAX_BODY_BYTES} bytes.")
     if not body.strip():
         if required:
-            raise InvalidRequestError("A JSON object body is required.", code="missing_body")
-        return {}
+            raise InvalidRequestError("A JSON body is required.", code="missing_body")
+        return NO_BODY
     content_type = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise RequestRejected(415, "unsupported_media_type", "Send the body as application/json.")
     try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequestError("The request body is not valid JSON.", code="invalid_json") from None
+
+
+def read_json_object(req: func.HttpRequest, *, required: bool) -> dict[str, Any]:
+    """The body as a JSON object; {} when optional and empty."""
+    value = read_json(req, required=required)
+    if value is NO_BODY:
+        return {}
     if not isinstance(value, dict):
         raise InvalidRequestError("The request body must be a JSON object.", code="invalid_body")
     return value

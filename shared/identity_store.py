@@ -24,14 +24,16 @@ import hashlib
 import logging
 import os
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 from azure.core.credentials_async import AsyncTokenCredential
+from azure.core import MatchConditions
 from azure.core.exceptions import (
     AzureError,
     ResourceExistsError,
+    ResourceModifiedError,
     ResourceNotFoundError,
 )
 from azure.data.tables import UpdateMode
@@ -55,6 +57,18 @@ class IdentityRecord:
     created_at: datetime
     last_issued_at: datetime | None
     last_revoked_at: datetime | None
+    #: the entity's ETag when read (for conditional deletes); None when built locally
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def row_key(self) -> str:
+        return entity_keys(self.user_key)[1]
+
+    def has_unrevoked_tokens_since(self, moment: datetime) -> bool:
+        """True if a token was issued at or after ``moment`` and not revoked since."""
+        if self.last_issued_at is None or self.last_issued_at < moment:
+            return False
+        return self.last_revoked_at is None or self.last_revoked_at < self.last_issued_at
 
 
 class IdentityConflict(Exception):
@@ -71,6 +85,11 @@ def entity_keys(user_key: str) -> tuple[str, str]:
     return digest[:2], digest
 
 
+def keys_for_row(row_key: str) -> tuple[str, str]:
+    """(PartitionKey, RowKey) from a RowKey (the partition is its first two hex digits)."""
+    return row_key[:2], row_key
+
+
 def _utc(value: Any) -> datetime | None:
     if value is None:
         return None
@@ -84,6 +103,7 @@ def _record(entity: Mapping[str, Any]) -> IdentityRecord:
         created_at=_utc(entity["CreatedAt"]),  # type: ignore[arg-type]
         last_issued_at=_utc(entity.get("LastIssuedAt")),
         last_revoked_at=_utc(entity.get("LastRevokedAt")),
+        etag=getattr(entity, "metadata", {}).get("etag"),
     )
 
 
@@ -144,7 +164,15 @@ class IdentityStore:
             self._table_ready = True
 
     async def get(self, user_key: str) -> IdentityRecord | None:
-        partition, row = entity_keys(user_key)
+        return await self._get_entity(*entity_keys(user_key))
+
+    async def get_by_row_key(self, row_key: str) -> IdentityRecord | None:
+        """The record for a RowKey (what the revocation sweep passes around instead of user ids)."""
+        if len(row_key) != 64 or any(c not in "0123456789abcdef" for c in row_key):
+            return None
+        return await self._get_entity(*keys_for_row(row_key))
+
+    async def _get_entity(self, partition: str, row: str) -> IdentityRecord | None:
         try:
             await self._ensure_table()
             entity = await self._table.get_entity(partition, row)
@@ -197,25 +225,39 @@ class IdentityStore:
     async def record_revoked(self, user_key: str, when: datetime) -> None:
         await self._merge(user_key, {"LastRevokedAt": when})
 
-    async def delete(self, user_key: str) -> None:
-        """One round trip; idempotent (the SDK treats a missing entity as deleted)."""
+    async def delete(self, user_key: str, *, etag: str | None = None) -> bool:
+        """One round trip; idempotent (the SDK treats a missing entity as deleted).
+
+        With ``etag``, delete only if the entity is unchanged since it was read; False if it changed.
+        """
         partition, row = entity_keys(user_key)
+        conditions: dict[str, Any] = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
         try:
             await self._ensure_table()
-            await self._table.delete_entity(partition, row)
+            await self._table.delete_entity(partition, row, **conditions)
+        except ResourceModifiedError:
+            return False
         except AzureError as error:
             raise _unavailable(error) from None
+        return True
 
-    async def iter_records(self, *, issued_since: datetime | None = None, page_size: int = 1000) -> AsyncIterator[IdentityRecord]:
-        """One pass over the table (server-side filter on LastIssuedAt), each row once."""
+    async def iter_records(
+        self, *, issued_since: datetime | None = None, issued_before: datetime | None = None, page_size: int = 1000
+    ) -> AsyncIterator[IdentityRecord]:
+        """One pass over the table (server-side filter on LastIssuedAt), each row once, page by page."""
+        clauses, parameters = [], {}
+        if issued_since is not None:
+            clauses.append("LastIssuedAt ge @since")
+            parameters["since"] = issued_since
+        if issued_before is not None:
+            clauses.append("LastIssuedAt lt @before")
+            parameters["before"] = issued_before
         try:
             await self._ensure_table()
-            if issued_since is None:
+            if not clauses:
                 pages = self._table.list_entities(results_per_page=page_size)
             else:
-                pages = self._table.query_entities(
-                    "LastIssuedAt ge @since", parameters={"since": issued_since}, results_per_page=page_size
-                )
+                pages = self._table.query_entities(" and ".join(clauses), parameters=parameters, results_per_page=page_size)
             async for entity in pages:
                 yield _record(entity)
         except AzureError as error:

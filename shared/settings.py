@@ -52,6 +52,30 @@ class StorageSettings:
     table_endpoint: str | None
     managed_identity_client_id: str | None
     table_name: str
+    #: queue service for the revocation sweep's fan-out (managed identity mode)
+    queue_endpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class RevocationSettings:
+    """How the revocation sweep works and how hard it may push ACS."""
+
+    table_name: str
+    queue_name: str
+    #: revocations (and, separately, deletions) per 30 s this app may spend; ACS allows 500 per resource
+    rate_per_30s: int
+    concurrency: int
+    #: a sweep stops claiming work after this many seconds, leaving the rest for the queue or the next run
+    time_budget_seconds: int
+    batch_size: int
+    #: revoke identities whose newest token is older than this (0 = off)
+    max_session_hours: int
+    #: delete identities with no token issued for this long (0 = off)
+    retention_days: int
+
+    @property
+    def rate_per_second(self) -> float:
+        return self.rate_per_30s / 30.0
 
 
 @dataclass(frozen=True)
@@ -182,14 +206,41 @@ def load_storage_settings(env: Mapping[str, str]) -> StorageSettings:
         raise SettingsError(
             "AzureWebJobsStorage", "is not set (nor AzureWebJobsStorage__tableServiceUri): the identity map needs Table storage"
         )
-    table_name = _get(env, "IDENTITY_TABLE_NAME") or "acsidentities"
-    if not (3 <= len(table_name) <= 63 and table_name.isalnum() and table_name[0].isalpha()):
-        raise SettingsError("IDENTITY_TABLE_NAME", "must be 3-63 letters or digits, starting with a letter")
+    table_name = _table_name(env, "IDENTITY_TABLE_NAME", "acsidentities")
     return StorageSettings(
         connection_string=connection_string,
         table_endpoint=table_endpoint,
         managed_identity_client_id=_get(env, "AzureWebJobsStorage__clientId") or _get(env, "AZURE_CLIENT_ID"),
         table_name=table_name,
+        queue_endpoint=_url(env, "AzureWebJobsStorage__queueServiceUri"),
+    )
+
+
+def _table_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _get(env, name) or default
+    if not (3 <= len(value) <= 63 and value.isalnum() and value[0].isalpha()):
+        raise SettingsError(name, "must be 3-63 letters or digits, starting with a letter")
+    return value
+
+
+def _queue_name(env: Mapping[str, str], name: str, default: str) -> str:
+    value = _get(env, name) or default
+    valid_chars = all(c.islower() or c.isdigit() or c == "-" for c in value)
+    if not (3 <= len(value) <= 63 and valid_chars and value[0].isalnum() and value[-1].isalnum() and "--" not in value):
+        raise SettingsError(name, "must be 3-63 lowercase letters, digits or single hyphens, starting and ending with a letter or digit")
+    return value
+
+
+def load_revocation_settings(env: Mapping[str, str]) -> RevocationSettings:
+    return RevocationSettings(
+        table_name=_table_name(env, "REVOCATION_TABLE_NAME", "acsrevocations"),
+        queue_name=_queue_name(env, "REVOCATION_QUEUE_NAME", "acs-revocations"),
+        rate_per_30s=_int(env, "REVOCATION_RATE_PER_30S", 400, 1, 100_000),
+        concurrency=_int(env, "REVOCATION_CONCURRENCY", 8, 1, 64),
+        time_budget_seconds=_int(env, "REVOCATION_TIME_BUDGET_SECONDS", 240, 5, 3600),
+        batch_size=_int(env, "REVOCATION_BATCH_SIZE", 200, 1, 500),
+        max_session_hours=_int(env, "MAX_SESSION_HOURS", 0, 0, 24 * 366),
+        retention_days=_int(env, "IDENTITY_RETENTION_DAYS", 0, 0, 3660),
     )
 
 
@@ -261,6 +312,11 @@ def storage_settings() -> StorageSettings:
 
 
 @functools.cache
+def revocation_settings() -> RevocationSettings:
+    return load_revocation_settings(os.environ)
+
+
+@functools.cache
 def auth_settings() -> AuthSettings:
     return load_auth_settings(os.environ)
 
@@ -272,5 +328,5 @@ def token_policy() -> TokenPolicySettings:
 
 def clear_cache() -> None:
     """Forget parsed settings (tests change the environment between cases)."""
-    for accessor in (acs_settings, storage_settings, auth_settings, token_policy):
+    for accessor in (acs_settings, storage_settings, revocation_settings, auth_settings, token_policy):
         accessor.cache_clear()

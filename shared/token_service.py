@@ -19,13 +19,15 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from enum import Enum
 
 from shared.acs import AcsIdentityService, IssuedToken
 from shared.auth import Caller
-from shared.errors import NotFoundError, ServiceError
+from shared.errors import NotFoundError, ServiceError, ThrottledError, UnavailableError
 from shared.identity_store import IdentityConflict, IdentityStore
 from shared.policy import TokenRequest
 from shared.ratelimit import PerUserRateLimiter
+from shared.revocation.ledger import RevocationLedger, RevocationRequest
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +49,14 @@ class TokenGrant:
         }
 
 
+class Completion(str, Enum):
+    """What became of a revoke or delete."""
+
+    DONE = "done"
+    NOTHING_TO_DO = "nothing_to_do"  # the caller has no identity
+    PENDING = "pending"  # ACS is throttling or down: recorded, and the sweep will finish it
+
+
 def format_utc(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z, to the second (what JavaScript's Date parses everywhere)."""
     return moment.astimezone(timezone.utc).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -63,10 +73,13 @@ class TokenService:
         store: IdentityStore,
         limiter: PerUserRateLimiter,
         clock: Callable[[], datetime] = utc_now,
+        ledger: RevocationLedger | None = None,
     ) -> None:
         self._acs = acs
         self._store = store
         self._limiter = limiter
+        #: where revokes and deletes are recorded first, so a failed call is finished by the sweep
+        self._ledger = ledger
         self._clock = clock
         self._known: OrderedDict[str, str] = OrderedDict()  # user key -> ACS id (LRU)
 
@@ -108,32 +121,64 @@ class TokenService:
             raise NotFoundError("This user has no ACS identity yet; call POST /api/token first.")
         return grant
 
-    async def revoke(self, caller: Caller) -> bool:
-        """Revoke every token of the caller's identity; False if it has none."""
+    async def revoke(self, caller: Caller) -> Completion:
+        """Revoke every token of the caller's identity, recorded first so nothing is lost."""
         acs_user_id = await self._known_acs_id(caller.key)
         if acs_user_id is None:
-            return False
+            return Completion.NOTHING_TO_DO
+        request = None
+        if self._ledger is not None:
+            request = await self._ledger.record(
+                "revoke", caller.key, reason="user signed out everywhere", source="user", now=self._clock(), acs_user_id=acs_user_id
+            )
         try:
             await self._acs.revoke_tokens(acs_user_id)
         except NotFoundError:
             await self._drop_stale_mapping(caller.key, acs_user_id)
-            return False
+            await self._complete(request)
+            return Completion.NOTHING_TO_DO
+        except (ThrottledError, UnavailableError):
+            if request is None:
+                raise
+            return Completion.PENDING
         await self._store.record_revoked(caller.key, self._clock())
-        return True
+        await self._complete(request)
+        return Completion.DONE
 
-    async def delete(self, caller: Caller) -> bool:
-        """Delete the caller's ACS identity and its mapping (idempotent)."""
+    async def delete(self, caller: Caller) -> Completion:
+        """Delete the caller's ACS identity and its mapping (idempotent).
+
+        The mapping goes first (the user is disconnected at once); the ACS identity follows,
+        and if ACS cannot take it now the recorded request lets the sweep finish it.
+        """
         self._forget(caller.key)
         record = await self._store.get(caller.key)
         if record is None:
-            return False
+            return Completion.NOTHING_TO_DO
+        request = None
+        if self._ledger is not None:
+            request = await self._ledger.record(
+                "delete", caller.key, reason="user deleted identity", source="user", now=self._clock(), acs_user_id=record.acs_user_id
+            )
+            await self._store.delete(caller.key)
+            self._forget(caller.key)  # again: a concurrent request may have cached it meanwhile
         try:
             await self._acs.delete_identity(record.acs_user_id)
         except NotFoundError:
-            pass  # already gone in ACS: just drop the mapping
-        await self._store.delete(caller.key)
-        self._forget(caller.key)  # again: a concurrent request may have cached it meanwhile
-        return True
+            pass  # already gone in ACS
+        except (ThrottledError, UnavailableError):
+            if request is None:
+                raise
+            return Completion.PENDING
+        if request is None:
+            await self._store.delete(caller.key)
+            self._forget(caller.key)
+        await self._complete(request)
+        return Completion.DONE
+
+    async def _complete(self, request: RevocationRequest | None) -> None:
+        if request is not None and self._ledger is not None:
+            await self._ledger.complete(request)
 
     async def exchange_teams_token(self, caller: Caller, teams_token: str, client_id: str, user_object_id: str) -> IssuedToken:
         self._limiter.acquire(caller.key)

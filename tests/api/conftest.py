@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="session")
 def azurite(tmp_path_factory):
-    with start_azurite(location=tmp_path_factory.mktemp("azurite")) as process:
+    with start_azurite(location=tmp_path_factory.mktemp("azurite"), queue_port=0) as process:
         yield process
 
 

@@ -11,6 +11,7 @@ import function_app
 from devhost.routing import function_table
 from devhost.settings import read_route_prefix
 from shared import api
+from shared.revocation import api as revocation_api
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -22,8 +23,15 @@ def table():
 
 def test_every_registered_function_is_routed(table):
     names = {route.name for route in table.http_routes}
-    assert names == {"issue_token", "refresh_token", "revoke_tokens", "exchange_teams_token", "delete_identity", "health"}
-    assert all(route.auth_level == "anonymous" for route in table.http_routes)  # auth is the app's own
+    user_facing = {"issue_token", "refresh_token", "revoke_tokens", "exchange_teams_token", "delete_identity", "health"}
+    operators = {"request_revocations", "revocation_status"}
+    assert names == user_facing | operators
+    levels = {route.name: route.auth_level for route in table.http_routes}
+    assert all(levels[name] == "anonymous" for name in user_facing)  # auth is the app's own
+    assert all(levels[name] == "function" for name in operators)  # the host's function key
+    assert not any(route.template.lower().startswith("admin") for route in table.http_routes)  # reserved by the host
+    others = {other.name: other.trigger_type for other in table.others.values()}
+    assert others == {"revocation_sweep": "TimerTrigger", "revocation_batch": "QueueTrigger"}
     assert read_route_prefix(ROOT) == "api"
 
 
@@ -38,7 +46,7 @@ def test_openapi_paths_and_methods_match_the_routes(table):
     registered = {
         (route.template, method, route.name)
         for route in table.http_routes
-        for method in getattr(api, route.name).allowed_methods
+        for method in (getattr(api, route.name, None) or getattr(revocation_api, route.name)).allowed_methods
     }
     assert documented == registered
 

@@ -1,0 +1,121 @@
+"""The revocation sweep against real Azurite (Table + Queue) and the ACS emulator, in process.
+
+Each test gets its own identity table, ledger table and queue, and builds the same
+pieces ``shared.revocation.runtime`` builds from app settings, with settings and
+clocks chosen by the test.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import pytest
+from azure.data.tables.aio import TableClient
+from azure.storage.queue.aio import QueueClient
+
+from devhost.queues import QueueTriggerRunner
+from localdev.azurite import start_azurite
+from localdev.emulator_process import EmulatorProcess, start_emulator
+from shared import acs
+from shared.auth import Caller
+from shared.identity_store import IdentityStore
+from shared.policy import TokenRequest
+from shared.ratelimit import PerUserRateLimiter
+from shared.revocation.fanout import QueueFanout, decode_batch
+from shared.revocation.ledger import RevocationLedger
+from shared.revocation.pacing import RatePacer
+from shared.revocation.sweep import Sweeper, utc_now
+from shared.revocation.work import ItemProcessor
+from shared.settings import RevocationSettings, load_acs_settings, load_revocation_settings, load_storage_settings
+from shared.token_service import TokenGrant, TokenService
+
+REQUEST = TokenRequest(scopes=("voip",), expires_in_minutes=60)
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory):
+    with start_azurite(location=tmp_path_factory.mktemp("azurite"), queue_port=0) as azurite, start_emulator(
+        cert_dir=tmp_path_factory.mktemp("cert")
+    ) as emulator:
+        yield azurite, emulator
+
+
+def default_settings(**changes) -> RevocationSettings:
+    # Fast enough for tests; the emulator's own limits stay at ACS's documented 500 per 30 s.
+    base = load_revocation_settings({"REVOCATION_RATE_PER_30S": "3000", "REVOCATION_CONCURRENCY": "4"})
+    return dataclasses.replace(base, **changes)
+
+
+@dataclass
+class SweepWorld:
+    """Real stand-ins plus the sweep's parts; ``clock`` can be moved to test the policies."""
+
+    azurite: object
+    emulator: EmulatorProcess
+    store: IdentityStore
+    ledger: RevocationLedger
+    fanout: QueueFanout
+    tokens: TokenService
+    user_acs: acs.AcsIdentityService
+    sweep_acs: acs.AcsIdentityService
+    queue_name: str
+    offset: list  # [timedelta]: added to the real time by ``clock``
+
+    def clock(self) -> datetime:
+        return utc_now() + self.offset[0]
+
+    def sweeper(self, settings: RevocationSettings | None = None, *, with_queue: bool = True, max_token_minutes: int = 1440) -> Sweeper:
+        settings = settings or default_settings()
+        burst = max(1, min(settings.concurrency, settings.rate_per_30s // 30))
+        processor = ItemProcessor(
+            self.sweep_acs, self.store, self.ledger,
+            RatePacer(settings.rate_per_second, burst), RatePacer(settings.rate_per_second, burst), self.clock,
+        )
+        return Sweeper(processor, self.store, self.ledger, self.fanout if with_queue else None, settings, max_token_minutes, clock=self.clock)
+
+    async def issue(self, user: str) -> TokenGrant:
+        return await self.tokens.issue(Caller("dev", user, frozenset()), REQUEST)
+
+    def queue_runner(self, sweeper: Sweeper) -> QueueTriggerRunner:
+        async def batch(message) -> None:
+            await sweeper.run_batch(decode_batch(message.get_body()))
+
+        return QueueTriggerRunner(self.azurite.connection_string, self.queue_name, batch)
+
+    def successful(self, operation: str) -> int:
+        """How many times ACS (the emulator) carried out an operation successfully."""
+        code = {"revoke": 204, "delete": 204, "issue": 200}[operation]
+        return self.emulator.stats()["statuses"].get(f"{operation}:{code}", 0)
+
+
+@pytest.fixture
+async def world(stand_ins):
+    azurite, emulator = stand_ins
+    emulator.reset()
+    suffix = uuid.uuid4().hex[:12]
+    storage = load_storage_settings({"AzureWebJobsStorage": azurite.connection_string, "IDENTITY_TABLE_NAME": "ids" + suffix})
+    store = IdentityStore.from_settings(storage, {})
+    ledger = RevocationLedger(TableClient.from_connection_string(azurite.connection_string, "rev" + suffix))
+    queue_name = "rev-" + suffix
+    fanout = QueueFanout(
+        QueueClient.from_connection_string(azurite.connection_string, queue_name),
+        QueueClient.from_connection_string(azurite.connection_string, queue_name + "-poison"),
+    )
+    acs_settings = load_acs_settings({"ACS_CONNECTION_STRING": emulator.connection_string, "ACS_CA_BUNDLE": str(emulator.cert_path)})
+    user_client, _ = acs.create_client(acs_settings, {})
+    sweep_client, _ = acs.create_client(acs_settings, {}, retry_total=0)
+    user_acs, sweep_acs = acs.AcsIdentityService(user_client), acs.AcsIdentityService(sweep_client)
+    offset = [timedelta(0)]
+    tokens = TokenService(user_acs, store, PerUserRateLimiter(0), clock=lambda: utc_now() + offset[0], ledger=ledger)
+    yield SweepWorld(azurite, emulator, store, ledger, fanout, tokens, user_acs, sweep_acs, queue_name, offset)
+    emulator.set_faults(throttleRate=0, unavailableRate=0, latencyMs=0, throttleNext=0, unavailableNext=0)
+    for closable in (user_acs, sweep_acs, store, ledger, fanout):
+        await closable.close()
+
+
+def key_of(user: str) -> str:
+    return Caller("dev", user, frozenset()).key
+
