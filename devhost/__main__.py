@@ -11,6 +11,7 @@ import asyncio
 import importlib
 import inspect
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ from aiohttp import web
 from devhost.routing import function_table, routes_for
 from devhost.server import create_web_app
 from devhost.settings import HostSettings, load_host_settings
+from devhost.triggers import start_background_triggers
 
 log = logging.getLogger("devhost")
 
@@ -72,8 +74,12 @@ async def serve(args: argparse.Namespace) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
+        background = []
+        if os.environ.get("DEVHOST_RUN_TRIGGERS", "").lower() in ("1", "true", "yes", "on"):
+            background = start_background_triggers(function_table(app), stop)
         await stop.wait()
         log.info("devhost stopping")
+        await asyncio.gather(*background, return_exceptions=True)
     finally:
         await runner.cleanup()
 

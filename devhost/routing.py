@@ -146,6 +146,8 @@ class OtherFunction:
     trigger_type: str  # e.g. "TimerTrigger"
     param_name: str
     function: Callable[..., Any] = field(repr=False, compare=False)
+    #: the trigger's own settings as registered (schedule, queue_name, connection, run_on_startup, ...)
+    binding: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,9 @@ def function_table(app: Any) -> FunctionTable:
                 )
             )
         else:
-            others[name] = OtherFunction(name, type(trigger).__name__, trigger.name, fn.get_user_function())
+            binding = {key: getattr(trigger, key) for key in ("schedule", "run_on_startup", "use_monitor", "queue_name", "connection")
+                       if getattr(trigger, key, None) is not None}
+            others[name] = OtherFunction(name, type(trigger).__name__, trigger.name, fn.get_user_function(), binding)
     table = FunctionTable(tuple(routes), others)
     _TABLES[id(app)] = (app, table)
     return table

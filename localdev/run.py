@@ -32,11 +32,20 @@ DEV_STORAGE = ("usedevelopmentstorage=true", "")
 
 
 def ensure_local_settings() -> dict[str, Any]:
-    """Create local.settings.json from the sample on first run; return its Values."""
+    """Create local.settings.json from the sample on first run; return its Values.
+
+    Settings added to the sample since the file was created are filled in from the sample
+    (a timer whose ``%REVOCATION_SCHEDULE%`` is missing would stop the host from starting).
+    """
     if not LOCAL_SETTINGS.exists():
         shutil.copyfile(SAMPLE_SETTINGS, LOCAL_SETTINGS)
         print(f"Created {LOCAL_SETTINGS.name} from the sample (it is git-ignored; edit it freely).", file=sys.stderr)
-    return json.loads(LOCAL_SETTINGS.read_text(encoding="utf-8")).get("Values", {})
+    values = json.loads(LOCAL_SETTINGS.read_text(encoding="utf-8")).get("Values", {})
+    sample = json.loads(SAMPLE_SETTINGS.read_text(encoding="utf-8")).get("Values", {})
+    missing = sorted(name for name in sample if name not in values)
+    if missing:
+        print(f"{LOCAL_SETTINGS.name} lacks {', '.join(missing)}: using the sample's values.", file=sys.stderr)
+    return {**{name: sample[name] for name in missing}, **values}
 
 
 def effective(values: dict[str, Any], name: str) -> str:
@@ -50,6 +59,8 @@ def main() -> int:
 
     values = ensure_local_settings()
     env = dict(os.environ)
+    for name, value in values.items():  # what local.settings.json lacks, from the sample; the environment wins
+        env.setdefault(name, str(value))
     with ExitStack() as stack:
         if effective(values, "AzureWebJobsStorage").lower() in DEV_STORAGE:
             azurite = stack.enter_context(
@@ -69,6 +80,7 @@ def main() -> int:
             command = ["func", "start", "--port", str(APP_PORT)]
         else:
             command = [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", str(APP_PORT)]
+            env.setdefault("DEVHOST_RUN_TRIGGERS", "true")  # the revocation timer and queue run by themselves
         host = subprocess.Popen(command, cwd=ROOT, env=env)
         print(
             f"\nToken service: http://127.0.0.1:{APP_PORT}/api  (try: curl http://127.0.0.1:{APP_PORT}/api/health)\n"

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 import requests
+from azure.storage.queue import QueueClient
+
+from shared.revocation.fanout import encode_batch
 
 from tests.api.conftest import launch_app
 
@@ -124,5 +128,34 @@ def test_the_function_key_is_required_when_the_host_enforces_keys(app_env):
         assert requests.get(process.api(f"{OPS}/status"), timeout=30).status_code == 401
         # the user-facing routes stay anonymous at the host level (the app authenticates callers)
         assert requests.get(process.api("health"), timeout=30).status_code == 200
+    finally:
+        process.stop()
+
+
+def test_under_make_run_the_timer_and_the_queue_trigger_run_by_themselves(app_env, stand_ins):
+    """DEVHOST_RUN_TRIGGERS=true (what `make run` sets): the schedule fires and queue batches are polled."""
+    _, emulator = stand_ins
+    process = launch_app({**app_env, "DEVHOST_RUN_TRIGGERS": "true", "REVOCATION_SCHEDULE": "*/1 * * * * *"})
+    try:
+        user = f"timer-{uuid.uuid4().hex[:8]}"
+        token = post(process, "token", {}, headers={"X-Dev-User": user}).json()["token"]
+        assert post(process, OPS, {"userId": user}).status_code == 202
+        deadline = time.monotonic() + 20
+        while emulator.validate(token)["valid"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert emulator.validate(token)["reason"] == "revoked"  # no manual trigger: the schedule did it
+
+        azurite, _ = stand_ins
+        queue = QueueClient.from_connection_string(azurite.connection_string, app_env["REVOCATION_QUEUE_NAME"])
+        queue.send_message(encode_batch([]))
+        deadline = time.monotonic() + 20
+        status = {}
+        while time.monotonic() < deadline:
+            status = requests.get(process.api(f"{OPS}/status"), timeout=30).json()
+            if status["lastBatch"] is not None:
+                break
+            time.sleep(0.2)
+        assert status["lastBatch"]["trigger"] == "queue"
+        assert "timer revocation_sweep: schedule */1 * * * * *" in process.log_text()
     finally:
         process.stop()
