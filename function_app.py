@@ -13,6 +13,9 @@ from shared import api
 from shared.http import ALL_METHODS
 from shared.revocation import api as revocation_api
 from shared.revocation import triggers as revocation
+from shared.telemetry import configure_telemetry
+
+configure_telemetry()  # exports to Application Insights only when APPLICATIONINSIGHTS_CONNECTION_STRING is set
 
 # Authentication is the app's own (Easy Auth, OpenID Connect bearer tokens or dev
 # headers, see AUTH_MODE), so the routes are anonymous at the host level.

@@ -30,6 +30,7 @@ from shared.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from shared.telemetry import record_request
 
 logger = logging.getLogger("shared.http")
 
@@ -192,15 +193,17 @@ def api_endpoint(name: str, methods: tuple[str, ...]) -> Callable[[Handler], Cal
                     error_body("internal_error", "Something went wrong on our side.", correlationId=ctx.correlation_id),
                 )
             response.headers["X-Correlation-Id"] = ctx.correlation_id
+            latency_ms = (time.perf_counter() - started) * 1000
             logger.info(
                 "request function=%s method=%s status=%d latency_ms=%.1f user=%s correlation_id=%s",
                 name,
                 req.method.upper(),
                 response.status_code,
-                (time.perf_counter() - started) * 1000,
+                latency_ms,
                 ctx.user_ref or "-",
                 ctx.correlation_id,
             )
+            record_request(name, response.status_code, latency_ms)
             return response
 
         # Not functools.wraps: the Functions worker binds parameters from the signature,

@@ -1,0 +1,189 @@
+// ACS trusted token service: everything `azd up` deploys.
+// Subscription scope so it can create the resource group and, when an existing ACS
+// resource lives elsewhere, grant the app's identity a role on it in its own group.
+targetScope = 'subscription'
+
+@minLength(1)
+@maxLength(64)
+@description('azd environment name; names and tags every resource.')
+param environmentName string
+
+@minLength(1)
+@description('Region for everything but ACS (which is global). Must offer Flex Consumption.')
+param location string
+
+@description('Resource group to create (default: rg-<environmentName>).')
+param resourceGroupName string = ''
+
+// --- Azure Communication Services -----------------------------------------------------
+@description('Resource id of an existing ACS resource to use; empty = create a new one.')
+param existingAcsResourceId string = ''
+@description('Data location of a new ACS resource.')
+param acsDataLocation string = 'United States'
+@description('''Role granted to the app's identity on the ACS resource. Default: Communication and
+Email Service Owner (09976791-48a7-449e-bb21-39d1a415f350). Contributor
+(b24988ac-6180-42a0-ab88-20f7382dd24c) is what Microsoft's Entra ID quickstart uses.''')
+param acsRoleDefinitionId string = '09976791-48a7-449e-bb21-39d1a415f350'
+
+// --- Function App -----------------------------------------------------------------------
+@description('Browser origins allowed by CORS, comma-separated, e.g. "https://app.example.com,https://admin.example.com". Never "*" in production.')
+param corsAllowedOrigins string = ''
+@allowed([2048, 4096])
+param instanceMemoryMB int = 2048
+param maximumInstanceCount int = 100
+
+// --- Caller authentication ---------------------------------------------------------------
+@description('true: App Service Authentication (Easy Auth) validates callers, AUTH_MODE=easyauth; false: the app validates bearer tokens itself, AUTH_MODE=jwt.')
+param enableEasyAuth bool = false
+param easyAuthClientId string = ''
+param easyAuthIssuer string = ''
+param easyAuthAllowedAudiences array = []
+@description('AUTH_MODE=jwt: issuer as in the tokens\' iss, e.g. https://login.microsoftonline.com/<tenant-id>/v2.0')
+param authIssuer string = ''
+@description('AUTH_MODE=jwt: accepted audiences, comma-separated (your API\'s client id / App ID URI).')
+param authAudience string = ''
+param authJwksUrl string = ''
+param authRequiredRoles string = ''
+
+// --- Token policy and revocation sweep (defaults match shared/settings.py) ----------------
+param identityTableName string = 'acsidentities'
+param tokenAllowedScopes string = 'chat,voip'
+param tokenDefaultScopes string = 'chat,voip'
+param tokenDefaultExpiryMinutes string = '1440'
+param tokenMaxExpiryMinutes string = '1440'
+param tokenRateLimitPerMinute string = '10'
+param revocationSchedule string = '0 */5 * * * *'
+param revocationTableName string = 'acsrevocations'
+param revocationQueueName string = 'acs-revocations'
+param revocationRatePer30s string = '400'
+param revocationConcurrency string = '8'
+param revocationTimeBudgetSeconds string = '240'
+param revocationBatchSize string = '200'
+param maxSessionHours string = '0'
+param identityRetentionDays string = '0'
+
+var tags = { 'azd-env-name': environmentName }
+var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
+var rgName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
+var functionAppName = 'func-${resourceToken}'
+var deploymentContainerName = 'app-package-${take(functionAppName, 32)}'
+var corsOrigins = filter(map(split(corsAllowedOrigins, ','), origin => trim(origin)), origin => !empty(origin))
+var createAcs = empty(existingAcsResourceId)
+var newAcsName = 'acs-${resourceToken}'
+// /subscriptions/<sub>/resourceGroups/<rg>/providers/Microsoft.Communication/communicationServices/<name>
+var acsIdParts = split(createAcs ? '/subscriptions/${subscription().subscriptionId}/resourceGroups/${rgName}/providers/Microsoft.Communication/communicationServices/${newAcsName}' : existingAcsResourceId, '/')
+
+resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
+  name: rgName
+  location: location
+  tags: tags
+}
+
+module identity 'modules/identity.bicep' = {
+  name: 'identity'
+  scope: rg
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  scope: rg
+  params: {
+    name: 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    principalId: identity.outputs.principalId
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  scope: rg
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+    principalId: identity.outputs.principalId
+  }
+}
+
+// The ACS resource and the identity's role on it, in the group that holds it
+// (this deployment's group for a new one, wherever it lives for an existing one).
+module acs 'modules/acs.bicep' = {
+  name: 'acs-${resourceToken}' // unique: an existing ACS resource's group may hold other deployments
+  scope: resourceGroup(acsIdParts[2], acsIdParts[4])
+  dependsOn: [
+    rg
+  ]
+  params: {
+    createNew: createAcs
+    name: acsIdParts[8]
+    dataLocation: acsDataLocation
+    tags: tags
+    principalId: identity.outputs.principalId
+    roleDefinitionId: acsRoleDefinitionId
+  }
+}
+
+// Uses outputs of storage, monitoring and acs, so it starts only after their role
+// assignments exist: the host never starts without access to its storage.
+module api 'modules/functionapp.bicep' = {
+  name: 'api'
+  scope: rg
+  params: {
+    name: functionAppName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    acsEndpoint: acs.outputs.endpoint
+    corsAllowedOrigins: corsOrigins
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    enableEasyAuth: enableEasyAuth
+    easyAuthClientId: easyAuthClientId
+    easyAuthIssuer: easyAuthIssuer
+    easyAuthAllowedAudiences: easyAuthAllowedAudiences
+    authIssuer: authIssuer
+    authAudience: authAudience
+    authJwksUrl: authJwksUrl
+    authRequiredRoles: authRequiredRoles
+    identityTableName: identityTableName
+    tokenAllowedScopes: tokenAllowedScopes
+    tokenDefaultScopes: tokenDefaultScopes
+    tokenDefaultExpiryMinutes: tokenDefaultExpiryMinutes
+    tokenMaxExpiryMinutes: tokenMaxExpiryMinutes
+    tokenRateLimitPerMinute: tokenRateLimitPerMinute
+    revocationSchedule: revocationSchedule
+    revocationTableName: revocationTableName
+    revocationQueueName: revocationQueueName
+    revocationRatePer30s: revocationRatePer30s
+    revocationConcurrency: revocationConcurrency
+    revocationTimeBudgetSeconds: revocationTimeBudgetSeconds
+    revocationBatchSize: revocationBatchSize
+    maxSessionHours: maxSessionHours
+    identityRetentionDays: identityRetentionDays
+  }
+}
+
+// azd reads these into the environment (.azure/<env>/.env).
+output AZURE_LOCATION string = location
+output AZURE_RESOURCE_GROUP string = rg.name
+output AZURE_FUNCTION_APP_NAME string = api.outputs.name
+output SERVICE_API_NAME string = api.outputs.name
+output SERVICE_API_URI string = 'https://${api.outputs.defaultHostName}'
+output API_BASE_URL string = 'https://${api.outputs.defaultHostName}/api'
+output ACS_ENDPOINT string = acs.outputs.endpoint
+output AZURE_CLIENT_ID string = identity.outputs.clientId
+output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
