@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
+WEB_BUNDLE := samples/web/vendor/communication-common.js
 
-.PHONY: setup run test quickstart bench emulator clean
+.PHONY: setup run test quickstart bench emulator clean chromium
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed $(WEB_BUNDLE)
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -17,12 +18,20 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
+# The web sample's browser bundle of @azure/communication-common (esbuild, under a second; git-ignored).
+$(WEB_BUNDLE): node_modules/.installed samples/web/build.mjs samples/web/src/vendor-entry.js
+	node samples/web/build.mjs
+
+# Headless Chromium (Debian's package) for the browser test; only `make test` needs it, not `make run`.
+chromium:
+	sh scripts/install-chromium.sh
+
 ## Azurite + ACS emulator on loopback, then the app on http://127.0.0.1:7071 (func start if installed).
 run: setup
 	$(PY) -m localdev.run
 
 ## The whole test suite against real Azurite and the ACS emulator.
-test: setup
+test: setup chromium
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## Microsoft's access-token quickstart, through shared/ (emulator unless ACS_* is set).
