@@ -170,7 +170,7 @@ class Sweeper:
 
     async def _plan(self, policy: SweepPolicy, plan_policy: bool) -> AsyncIterator[WorkItem]:
         async for request in self._ledger.due(policy.now):
-            yield WorkItem("request", request.row_key)
+            yield WorkItem("request", request.row_key, request)
         if not plan_policy:
             return  # queue batches scheduled by an earlier run own the policy work for now
         if policy.session_cutoff is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Literal
@@ -47,6 +47,8 @@ class Outcome(str, Enum):
 class WorkItem:
     kind: Kind
     key: str  # ledger RowKey for requests, identity RowKey (a SHA-256 hex) otherwise
+    #: the request as just read by the planner (saves a read); never serialized: a queue batch re-reads it
+    request: RevocationRequest | None = field(default=None, compare=False, repr=False)
 
     def encode(self) -> str:
         return f"{_PREFIX[self.kind]}:{self.key}"
@@ -146,7 +148,7 @@ class ItemProcessor:
 
     async def _process_once(self, item: WorkItem, policy: SweepPolicy) -> Outcome:
         if item.kind == "request":
-            request = await self._ledger.get(item.key)
+            request = item.request or await self._ledger.get(item.key)
             if request is None:
                 return Outcome.SKIPPED  # completed by another run or batch
             return await self._process_request(request)
