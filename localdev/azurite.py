@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import socket
 import subprocess
 import time
@@ -44,6 +45,8 @@ class AzuriteProcess:
     table_port: int
     queue_port: int | None
     processes: list[subprocess.Popen] = field(default_factory=list)
+    location: Path | None = None
+    persistent: bool = False
 
     @property
     def table_endpoint(self) -> str:
@@ -65,9 +68,47 @@ class AzuriteProcess:
             parts.append(f"QueueEndpoint={self.queue_endpoint}")
         return ";".join(parts) + ";"
 
+    def _services(self) -> list[tuple[str, str, str, int]]:
+        services = [("azurite-table", "--tableHost", "--tablePort", self.table_port)]
+        if self.queue_port is not None:
+            services.append(("azurite-queue", "--queueHost", "--queuePort", self.queue_port))
+        return services
+
+    def _launch(self) -> None:
+        assert self.location is not None
+        flags = COMMON_FLAGS if not self.persistent else [f for f in COMMON_FLAGS if f != "--inMemoryPersistence"]
+        extra = ["--location", str(self.location)] if self.persistent else []
+        try:
+            for binary, host_flag, port_flag, port in self._services():
+                process = subprocess.Popen(
+                    [str(BIN / binary), host_flag, HOST, port_flag, str(port), *flags, *extra],
+                    cwd=self.location,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+                self.processes.append(process)
+                wait_for_port(port, process)
+        except BaseException:
+            self.stop()
+            raise
+
     def stop(self) -> None:
+        """Ctrl-C first (Azurite then saves its data when persistent), then the usual SIGTERM/SIGKILL."""
         for process in self.processes:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    pass
             stop_process(process)
+        self.processes.clear()
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports (with ``persistent=True`` the data survives)."""
+        self.stop()
+        self._launch()
 
     def __enter__(self) -> AzuriteProcess:
         return self
@@ -76,32 +117,19 @@ class AzuriteProcess:
         self.stop()
 
 
-def start_azurite(*, table_port: int = 0, queue_port: int | None = None, location: Path) -> AzuriteProcess:
+def start_azurite(
+    *, table_port: int = 0, queue_port: int | None = None, location: Path, persistent: bool = False
+) -> AzuriteProcess:
     """Azurite's Table service (and Queue, if a port is given; 0 = any free port), in memory.
 
-    ``location`` is only the working directory (Azurite refuses --location with in-memory
-    persistence); nothing is written there but Azurite's own debug files, if any.
+    ``location`` is the working directory (Azurite refuses --location with in-memory persistence);
+    with ``persistent=True`` the data lives there instead, so :meth:`AzuriteProcess.restart` keeps it.
     """
     if not (BIN / "azurite-table").exists():
         raise RuntimeError("Azurite is not installed: run `npm ci` (make setup does it)")
     location.mkdir(parents=True, exist_ok=True)
-    azurite = AzuriteProcess(table_port=table_port or free_port(), queue_port=None)
-    services = [("azurite-table", "--tableHost", "--tablePort", azurite.table_port)]
+    azurite = AzuriteProcess(table_port=table_port or free_port(), queue_port=None, location=location, persistent=persistent)
     if queue_port is not None:
         azurite.queue_port = queue_port or free_port()
-        services.append(("azurite-queue", "--queueHost", "--queuePort", azurite.queue_port))
-    try:
-        for binary, host_flag, port_flag, port in services:
-            process = subprocess.Popen(
-                [str(BIN / binary), host_flag, HOST, port_flag, str(port), *COMMON_FLAGS],
-                cwd=location,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-                text=True,
-            )
-            azurite.processes.append(process)
-            wait_for_port(port, process)
-    except BaseException:
-        azurite.stop()
-        raise
+    azurite._launch()  # noqa: SLF001 - the one place that starts it
     return azurite
