@@ -23,7 +23,7 @@ OID_TYPES = {"oid", "http://schemas.microsoft.com/identity/claims/objectidentifi
 def decode_principal(raw: str) -> dict[str, Any]:
     try:
         document = json.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than Python's limit
         raise UnauthenticatedError("The X-MS-CLIENT-PRINCIPAL header is malformed.") from None
     if not isinstance(document, dict) or not isinstance(document.get("claims", []), list):
         raise UnauthenticatedError("The X-MS-CLIENT-PRINCIPAL header is malformed.")
