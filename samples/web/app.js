@@ -143,7 +143,9 @@ $("refresh-now").addEventListener("click", () => busy($("refresh-now"), async ()
 $("sign-out").addEventListener("click", () => busy($("sign-out"), async () => {
   if (!session) return;
   showStatus("Signing out everywhere…");
-  await session.api.revoke();
+  const outcome = await session.api.revoke();
   endSession();
-  showStatus("Signed out everywhere: every token issued to this user so far is revoked, on every device.");
+  showStatus(outcome === "pending"
+    ? "Sign-out recorded: ACS is busy, so the service will revoke every token of this user within minutes."
+    : "Signed out everywhere: every token issued to this user so far is revoked, on every device.");
 }));

@@ -35,9 +35,13 @@ export class TokenApi {
     return this.#post("token/refresh", body, abortSignal);
   }
 
-  /** Revoke every token of the caller's identity: sign out everywhere. */
+  /**
+   * Revoke every token of the caller's identity: sign out everywhere.
+   * Resolves to "done" (204) or "pending" (202: ACS was busy; the service recorded it and its sweep finishes it).
+   */
   async revoke(abortSignal) {
-    await this.#post("token/revoke", undefined, abortSignal);
+    const answer = await this.#post("token/revoke", undefined, abortSignal);
+    return answer?.status === "pending" ? "pending" : "done";
   }
 
   async #post(path, body, abortSignal) {
