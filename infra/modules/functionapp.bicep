@@ -187,8 +187,12 @@ resource authSettings 'Microsoft.Web/sites/config@2024-04-01' = if (enableEasyAu
     globalValidation: {
       requireAuthentication: true
       unauthenticatedClientAction: 'Return401'
+      // Health probes, and the operators' endpoints, which the host's function key protects
+      // (operators call them with x-functions-key, not with a signed-in user's session).
       excludedPaths: [
         '/api/health'
+        '/api/ops/revocations'
+        '/api/ops/revocations/status'
       ]
     }
     identityProviders: {
