@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 
@@ -73,7 +74,13 @@ def main(argv: list[str] | None = None) -> int:
             for name in selected:
                 started = time.perf_counter()
                 print(f"-- {name} ...", flush=True)
-                results = BENCHMARKS[name](ctx)
+                try:
+                    results = BENCHMARKS[name](ctx)
+                except Exception as error:  # noqa: BLE001 - one failed benchmark must not lose the others' figures
+                    traceback.print_exc()
+                    failed = Table(f"{name}: FAILED", ["error"])
+                    failed.add(f"{type(error).__name__}: {str(error)[:200]}")
+                    results = [failed]
                 for table in results:
                     print(table.text(), flush=True)
                 print(f"   ({name}: {time.perf_counter() - started:.0f} s)", flush=True)
