@@ -55,6 +55,8 @@ class JwtBearerAuthenticator:
         key = await self.jwks.key_for(unverified.get("kid"))
         if key is None:
             raise invalid_token("unknown signing key")
+        if getattr(key, "key_type", None) != ("EC" if algorithm.startswith("ES") else "RSA"):
+            raise invalid_token("signing key does not fit the algorithm")  # e.g. ES256 named with an RSA key's kid
         try:
             claims = jwt.decode(
                 token,
@@ -70,7 +72,7 @@ class JwtBearerAuthenticator:
             raise invalid_token("token not yet valid") from None
         except jwt.InvalidAudienceError:
             raise invalid_token("wrong audience") from None
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, TypeError, ValueError):  # PyJWT raises TypeError for a key of the wrong kind
             raise invalid_token("signature or claims rejected") from None
         if str(claims.get("iss", "")).rstrip("/") != self._issuer.rstrip("/"):
             raise invalid_token("wrong issuer")

@@ -124,6 +124,19 @@ async def test_alg_none_and_hs256_with_the_public_key_are_rejected(issuer):
     await auth.close()
 
 
+async def test_an_ec_algorithm_naming_an_rsa_key_is_401_not_a_crash(issuer):
+    """Found by the hypothesis test: PyJWT raises TypeError when the key's kind does not fit the alg."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    auth = authenticator(issuer)
+    claims = {"aud": AUDIENCE, "sub": "x", "iss": issuer.issuer, "exp": int(time.time()) + 600}
+    token = jwt.encode(claims, ec.generate_private_key(ec.SECP256R1()), algorithm="ES256", headers={"kid": "key-1"})
+    with pytest.raises(UnauthenticatedError) as caught:
+        await auth.authenticate(bearer(token))
+    assert "does not fit the algorithm" in caught.value.www_authenticate
+    await auth.close()
+
+
 async def test_wrong_signature(issuer):
     auth = authenticator(issuer)
     with pytest.raises(UnauthenticatedError) as caught:
