@@ -48,6 +48,20 @@ def acs_ops(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
     return {op: n - ops_before.get(op, 0) for op, n in ops_after.items() if n - ops_before.get(op, 0)}
 
 
+async def _interleaved(paths: dict[str, Any], per_round: int, rounds: int) -> dict[str, Sample]:
+    """Warm every path, then measure them in turn, round after round, so drift hits all alike."""
+    for one in paths.values():
+        for i in range(20):
+            await one(i)
+    samples = {name: Sample([], 0.0) for name in paths}
+    for _ in range(rounds):
+        for name, one in paths.items():
+            sample = await measure(per_round, 1, one)
+            samples[name].latencies += sample.latencies
+            samples[name].elapsed += sample.elapsed
+    return samples
+
+
 async def _in_process(ctx: BenchContext, per_round: int, rounds: int) -> tuple[dict[str, Sample], dict[str, float]]:
     from azure.communication.identity import CommunicationUserIdentifier
 
@@ -77,15 +91,7 @@ async def _in_process(ctx: BenchContext, per_round: int, rounds: int) -> tuple[d
         await app.refresh("overhead-user", BODY)
 
     paths = {"raw": raw, "raw+write": raw_and_write, "issue": issue, "refresh": refresh}
-    for one in paths.values():  # warm every path
-        for i in range(20):
-            await one(i)
-    samples = {name: Sample([], 0.0) for name in paths}
-    for _ in range(rounds):
-        for name, one in paths.items():
-            sample = await measure(per_round, 1, one)
-            samples[name].latencies += sample.latencies
-            samples[name].elapsed += sample.elapsed
+    samples = await _interleaved(paths, per_round, rounds)
 
     # costs of a warm request: ACS operations and store round trips, counted
     calls = count_store_calls(store)
@@ -133,16 +139,7 @@ async def _over_http(url: str, per_round: int, rounds: int) -> dict[str, Sample]
             return one
 
         paths = {"http issue": call("token"), "http refresh": call("token/refresh")}
-        for one in paths.values():
-            for i in range(20):
-                await one(i)
-        samples = {name: Sample([], 0.0) for name in paths}
-        for _ in range(rounds):
-            for name, one in paths.items():
-                sample = await measure(per_round, 1, one)
-                samples[name].latencies += sample.latencies
-                samples[name].elapsed += sample.elapsed
-        return samples
+        return await _interleaved(paths, per_round, rounds)
 
 
 def run(ctx: BenchContext) -> list[Table]:
