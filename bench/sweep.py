@@ -31,9 +31,8 @@ from shared import acs
 from shared.auth import Caller
 from shared.identity_store import IdentityStore, entity_keys
 from shared.revocation.ledger import REQUEST_PARTITION, RevocationLedger, request_row_key
-from shared.revocation.pacing import RatePacer
-from shared.revocation.sweep import Sweeper, utc_now
-from shared.revocation.work import ItemProcessor
+from shared.revocation.runtime import build_sweeper
+from shared.revocation.sweep import utc_now
 from shared.settings import load_acs_settings, load_revocation_settings, load_storage_settings
 
 CONCURRENCY = 16
@@ -131,10 +130,7 @@ async def _sweep(ctx: BenchContext, seeded: Seeded, rate_per_30s: int) -> tuple[
         {}, retry_total=0,
     )
     service = acs.AcsIdentityService(client)
-    burst = max(1, min(settings.concurrency, settings.rate_per_30s // 30))
-    processor = ItemProcessor(service, store, ledger, RatePacer(settings.rate_per_second, burst),
-                              RatePacer(settings.rate_per_second, burst), utc_now)
-    sweeper = Sweeper(processor, store, ledger, None, settings, 1440)
+    sweeper = build_sweeper(service, store, ledger, None, settings, 1440)
     baseline_rss = _rss_mib()
     peak = [baseline_rss]
     stop = asyncio.Event()

@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from shared import settings as app_settings
 from shared.acs import AcsIdentityService, create_client
-from shared.identity_store import create_storage_credential, create_table_client, get_identity_store
+from shared.identity_store import IdentityStore, create_storage_credential, create_table_client, get_identity_store
 from shared.revocation.fanout import QueueFanout
 from shared.revocation.ledger import RevocationLedger
 from shared.revocation.pacing import RatePacer
 from shared.revocation.sweep import Sweeper, utc_now
 from shared.revocation.work import ItemProcessor
+from shared.settings import RevocationSettings
 
 if TYPE_CHECKING:
     from azure.storage.queue.aio import QueueClient
@@ -69,24 +72,37 @@ def get_fanout() -> QueueFanout:
     return _fanout
 
 
+def build_sweeper(
+    acs_service: AcsIdentityService,
+    store: IdentityStore,
+    ledger: RevocationLedger,
+    fanout: QueueFanout | None,
+    settings: RevocationSettings,
+    max_token_minutes: int,
+    clock: Callable[[], datetime] = utc_now,
+) -> Sweeper:
+    """A sweeper over given clients: one pacer per ACS operation, burst at most one second's worth."""
+    burst = max(1, min(settings.concurrency, settings.rate_per_30s // 30))
+    processor = ItemProcessor(
+        acs_service,
+        store,
+        ledger,
+        revoke_pacer=RatePacer(settings.rate_per_second, burst),
+        delete_pacer=RatePacer(settings.rate_per_second, burst),
+        clock=clock,
+    )
+    return Sweeper(processor, store, ledger, fanout, settings, max_token_minutes, clock=clock)
+
+
 def get_sweeper() -> Sweeper:
     """The worker's sweeper (ledger, queue, identity map, its own ACS client and pacers)."""
     global _sweeper, _sweep_acs
     if _sweeper is None:
-        sweep = app_settings.revocation_settings()
         client, credential = create_client(app_settings.acs_settings(), os.environ, retry_total=0)
         _sweep_acs = AcsIdentityService(client, credential)
-        burst = max(1, min(sweep.concurrency, sweep.rate_per_30s // 30))
-        processor = ItemProcessor(
-            _sweep_acs,
-            get_identity_store(),
-            get_ledger(),
-            revoke_pacer=RatePacer(sweep.rate_per_second, burst),
-            delete_pacer=RatePacer(sweep.rate_per_second, burst),
-            clock=utc_now,
-        )
-        _sweeper = Sweeper(
-            processor, get_identity_store(), get_ledger(), get_fanout(), sweep, app_settings.token_policy().max_expiry_minutes
+        _sweeper = build_sweeper(
+            _sweep_acs, get_identity_store(), get_ledger(), get_fanout(),
+            app_settings.revocation_settings(), app_settings.token_policy().max_expiry_minutes,
         )
     return _sweeper
 

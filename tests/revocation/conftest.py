@@ -26,9 +26,8 @@ from shared.policy import TokenRequest
 from shared.ratelimit import PerUserRateLimiter
 from shared.revocation.fanout import QueueFanout, decode_batch
 from shared.revocation.ledger import RevocationLedger
-from shared.revocation.pacing import RatePacer
+from shared.revocation.runtime import build_sweeper
 from shared.revocation.sweep import Sweeper, utc_now
-from shared.revocation.work import ItemProcessor
 from shared.settings import RevocationSettings, load_acs_settings, load_revocation_settings, load_storage_settings
 from shared.token_service import TokenGrant, TokenService
 
@@ -68,13 +67,10 @@ class SweepWorld:
         return utc_now() + self.offset[0]
 
     def sweeper(self, settings: RevocationSettings | None = None, *, with_queue: bool = True, max_token_minutes: int = 1440) -> Sweeper:
-        settings = settings or default_settings()
-        burst = max(1, min(settings.concurrency, settings.rate_per_30s // 30))
-        processor = ItemProcessor(
-            self.sweep_acs, self.store, self.ledger,
-            RatePacer(settings.rate_per_second, burst), RatePacer(settings.rate_per_second, burst), self.clock,
+        return build_sweeper(
+            self.sweep_acs, self.store, self.ledger, self.fanout if with_queue else None,
+            settings or default_settings(), max_token_minutes, clock=self.clock,
         )
-        return Sweeper(processor, self.store, self.ledger, self.fanout if with_queue else None, settings, max_token_minutes, clock=self.clock)
 
     async def issue(self, user: str) -> TokenGrant:
         return await self.tokens.issue(Caller("dev", user, frozenset()), REQUEST)
