@@ -97,7 +97,7 @@ class EmulatorProcess:
 
 
 def start_emulator(*extra_args: str, cert_dir: Path, http: bool = False, env: dict[str, str] | None = None,
-                   timeout: float = 20.0) -> EmulatorProcess:
+                   timeout: float = 30.0) -> EmulatorProcess:
     """``python -m emulator --port 0 --cert-dir DIR …`` from the repo root; ready once it prints its line.
 
     ``extra_args`` come last, so they win (e.g. ``"--identity-header", "x"``). ``env`` replaces the
