@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+
+_ROUNDING = 1e-9
 
 
 class Pacer(Protocol):
@@ -28,12 +31,19 @@ class Pacer(Protocol):
 class RatePacer:
     """An asyncio token bucket: ``await acquire()`` before each call to ACS."""
 
-    def __init__(self, rate_per_second: float, burst: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate_per_second: float,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         if rate_per_second <= 0:
             raise ValueError("rate_per_second must be positive")
         self._rate = rate_per_second
         self._burst = max(1, burst)
         self._clock = clock
+        self._sleep = sleep
         self._tokens = float(self._burst)
         self._updated = clock()
         self._paused_until = 0.0
@@ -49,7 +59,9 @@ class RatePacer:
         now = self._clock()
         self._refill(now)
         pause = max(0.0, self._paused_until - now)
-        shortfall = 0.0 if self._tokens >= 1 else (1 - self._tokens) / self._rate
+        # A token within rounding error of whole counts as whole: otherwise a wait of 1e-16 s can
+        # leave a large clock value unchanged and the waiter would spin.
+        shortfall = 0.0 if self._tokens >= 1 - _ROUNDING else (1 - self._tokens) / self._rate
         return max(pause, shortfall)
 
     async def acquire(self) -> None:
@@ -60,7 +72,7 @@ class RatePacer:
                 if wait <= 0:
                     self._tokens -= 1
                     return
-                await asyncio.sleep(wait)
+                await self._sleep(wait)
 
     def _refill(self, now: float) -> None:
         if now > self._updated:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -281,16 +281,23 @@ def build_sweeper(
     settings: RevocationSettings,
     max_token_minutes: int,
     clock: Callable[[], datetime] = utc_now,
+    *,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
 ) -> Sweeper:
-    """A sweeper over given ports: one pacer per ACS operation, burst at most one second's worth."""
+    """A sweeper over given ports: one pacer per ACS operation, burst at most one second's worth.
+
+    ``monotonic`` and ``sleep`` are the sweep's sense of elapsed time (budget, pacing, back-off);
+    unit tests pass a fake pair so that waiting costs no real time.
+    """
     burst = max(1, min(settings.concurrency, settings.rate_per_30s // 30))
     executor = RevocationExecutor(
         acs,
         identities,
         ledger,
         clock,
-        revoke_pacer=RatePacer(settings.rate_per_second, burst),
-        delete_pacer=RatePacer(settings.rate_per_second, burst),
+        revoke_pacer=RatePacer(settings.rate_per_second, burst, clock=monotonic, sleep=sleep),
+        delete_pacer=RatePacer(settings.rate_per_second, burst, clock=monotonic, sleep=sleep),
     )
-    processor = ItemProcessor(executor, identities, ledger, clock)
-    return Sweeper(processor, identities, ledger, queue, settings, max_token_minutes, clock=clock)
+    processor = ItemProcessor(executor, identities, ledger, clock, sleep=sleep)
+    return Sweeper(processor, identities, ledger, queue, settings, max_token_minutes, clock=clock, monotonic=monotonic)

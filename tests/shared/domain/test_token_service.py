@@ -1,0 +1,191 @@
+"""The token service's decisions, against in-memory fakes: races, orphans, stale mappings, pending work.
+
+The same behaviours are checked against Azurite and the emulator in
+``test_token_service_integration.py`` and through the app in ``tests/app``; here they run in
+milliseconds, one decision at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from shared.domain.caller import Caller
+from shared.domain.errors import NotFoundError, ThrottledError, UnavailableError
+from shared.domain.models import IdentityRecord, request_row_key
+from shared.domain.policy import TokenRequest
+from shared.domain.ratelimit import PerUserRateLimiter
+from shared.domain.token_service import Completion, TokenService
+from tests.support.fakes import FakeAcs, FakeIdentityMap, FakeLedger
+
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+REQUEST = TokenRequest(scopes=("voip",), expires_in_minutes=60)
+ALICE = Caller("dev", "alice")
+
+
+class World:
+    """A token service over fakes, with its clock fixed at NOW."""
+
+    def __init__(self, per_minute: int = 0) -> None:
+        self.acs = FakeAcs(clock=lambda: NOW)
+        self.identities = FakeIdentityMap()
+        self.ledger = FakeLedger()
+        self.service = TokenService(self.acs, self.identities, self.ledger, PerUserRateLimiter(per_minute), clock=lambda: NOW)
+
+
+@pytest.fixture
+def fakes() -> World:
+    return World()
+
+
+async def test_first_issue_creates_one_identity_and_maps_it(fakes: World) -> None:
+    grant = await fakes.service.issue(ALICE, REQUEST)
+    assert fakes.acs.count("create") == 1
+    record = fakes.identities.rows[ALICE.key]
+    assert (record.acs_user_id, record.created_at, record.last_issued_at) == (grant.communication_user_id, NOW, NOW)
+    assert grant.scopes == ("voip",)
+    assert fakes.acs.is_valid(grant.token.token)
+
+
+async def test_warm_issue_is_one_acs_call_and_one_store_write(fakes: World) -> None:
+    first = await fakes.service.issue(ALICE, REQUEST)
+    fakes.identities.calls.clear()
+    fakes.acs.calls.clear()
+    second = await fakes.service.issue(ALICE, REQUEST)
+    assert second.communication_user_id == first.communication_user_id
+    assert fakes.acs.calls == [("issue", first.communication_user_id)]
+    assert dict(fakes.identities.calls) == {"record_issued": 1}  # the worker's cache spares the read
+
+
+async def test_refresh_never_creates_an_identity(fakes: World) -> None:
+    with pytest.raises(NotFoundError):
+        await fakes.service.refresh(ALICE, REQUEST)
+    assert fakes.acs.calls == [] and fakes.identities.rows == {}
+
+
+async def test_concurrent_first_calls_keep_one_identity_and_delete_the_orphan(fakes: World) -> None:
+    grants = await asyncio.gather(*(fakes.service.issue(ALICE, REQUEST) for _ in range(5)))
+    winner = fakes.identities.rows[ALICE.key].acs_user_id
+    assert {grant.communication_user_id for grant in grants} == {winner}
+    created = [identity for operation, identity in fakes.acs.calls if operation == "create"]
+    deleted = [identity for operation, identity in fakes.acs.calls if operation == "delete"]
+    assert len(created) == 5 and sorted(deleted) == sorted(set(created) - {winner})  # every loser's orphan, once
+    assert all(fakes.acs.is_valid(grant.token.token) for grant in grants)
+
+
+async def test_a_failed_mapping_write_leaves_no_orphan_identity(fakes: World) -> None:
+    fakes.identities.fail("insert", UnavailableError("storage down", retry_after=7))
+    with pytest.raises(UnavailableError) as caught:
+        await fakes.service.issue(ALICE, REQUEST)
+    assert caught.value.retry_after == 7
+    [(_, created)] = [call for call in fakes.acs.calls if call[0] == "create"]
+    assert ("delete", created) in fakes.acs.calls and fakes.acs.identities[created].deleted
+    assert fakes.identities.rows == {}
+
+
+async def test_a_mapping_to_an_identity_deleted_elsewhere_heals_on_the_next_issue(fakes: World) -> None:
+    first = await fakes.service.issue(ALICE, REQUEST)
+    fakes.acs.identities[first.communication_user_id].deleted = True  # e.g. deleted by another worker or an operator
+    second = await fakes.service.issue(ALICE, REQUEST)
+    assert second.communication_user_id != first.communication_user_id
+    assert fakes.identities.rows[ALICE.key].acs_user_id == second.communication_user_id
+    assert fakes.acs.is_valid(second.token.token)
+
+
+async def test_refresh_of_a_stale_mapping_drops_it_and_says_not_found(fakes: World) -> None:
+    first = await fakes.service.issue(ALICE, REQUEST)
+    fakes.acs.identities[first.communication_user_id].deleted = True
+    with pytest.raises(NotFoundError):
+        await fakes.service.refresh(ALICE, REQUEST)
+    assert ALICE.key not in fakes.identities.rows
+
+
+async def test_revoke_records_then_revokes_then_completes(fakes: World) -> None:
+    grant = await fakes.service.issue(ALICE, REQUEST)
+    assert await fakes.service.revoke(ALICE) is Completion.DONE
+    assert not fakes.acs.is_valid(grant.token.token)
+    assert fakes.ledger.requests == {}  # completed only after ACS answered
+    assert fakes.identities.rows[ALICE.key].last_revoked_at == NOW
+
+
+async def test_revoke_without_an_identity_is_nothing_to_do(fakes: World) -> None:
+    assert await fakes.service.revoke(ALICE) is Completion.NOTHING_TO_DO
+    assert fakes.ledger.requests == {} and fakes.acs.calls == []
+
+
+@pytest.mark.parametrize("error", [ThrottledError("busy", retry_after=30), UnavailableError("down")])
+async def test_revoke_when_acs_is_busy_is_pending_and_stays_recorded(fakes: World, error: Exception) -> None:
+    grant = await fakes.service.issue(ALICE, REQUEST)
+    fakes.acs.fail("revoke", error)
+    assert await fakes.service.revoke(ALICE) is Completion.PENDING
+    [request] = fakes.ledger.requests.values()
+    assert (request.action, request.user_key, request.acs_user_id, request.source) == (
+        "revoke",
+        ALICE.key,
+        grant.communication_user_id,
+        "user",
+    )
+    assert fakes.acs.is_valid(grant.token.token)  # not yet: the sweep finishes it
+
+
+async def test_revoke_of_an_identity_gone_from_acs_drops_the_mapping(fakes: World) -> None:
+    grant = await fakes.service.issue(ALICE, REQUEST)
+    fakes.acs.identities[grant.communication_user_id].deleted = True
+    assert await fakes.service.revoke(ALICE) is Completion.NOTHING_TO_DO
+    assert ALICE.key not in fakes.identities.rows and fakes.ledger.requests == {}
+
+
+async def test_delete_unmaps_at_once_then_deletes_in_acs(fakes: World) -> None:
+    grant = await fakes.service.issue(ALICE, REQUEST)
+    assert await fakes.service.delete(ALICE) is Completion.DONE
+    assert ALICE.key not in fakes.identities.rows
+    assert fakes.acs.identities[grant.communication_user_id].deleted
+    assert fakes.ledger.requests == {}
+    assert await fakes.service.delete(ALICE) is Completion.NOTHING_TO_DO  # idempotent
+
+
+async def test_delete_when_acs_is_down_is_pending_with_the_identity_recorded(fakes: World) -> None:
+    grant = await fakes.service.issue(ALICE, REQUEST)
+    fakes.acs.fail("delete", UnavailableError("down"))
+    assert await fakes.service.delete(ALICE) is Completion.PENDING
+    assert ALICE.key not in fakes.identities.rows  # the user is disconnected at once
+    [request] = fakes.ledger.requests.values()
+    assert (request.row_key, request.acs_user_id) == (request_row_key("delete", ALICE.key), grant.communication_user_id)
+    fresh = await fakes.service.issue(ALICE, REQUEST)  # a new sign-in gets a new identity meanwhile
+    assert fresh.communication_user_id != grant.communication_user_id
+
+
+async def test_a_storage_outage_on_the_warm_path_is_unavailable_and_issues_nothing(fakes: World) -> None:
+    await fakes.service.issue(ALICE, REQUEST)
+    fakes.identities.fail("record_issued", UnavailableError("storage down", retry_after=3))
+    with pytest.raises(UnavailableError):
+        await fakes.service.issue(ALICE, REQUEST)
+
+
+async def test_the_per_user_limit_is_checked_before_any_call() -> None:
+    fakes = World(per_minute=2)
+    await fakes.service.issue(ALICE, REQUEST)
+    await fakes.service.refresh(ALICE, REQUEST)
+    calls = list(fakes.acs.calls)
+    with pytest.raises(ThrottledError) as caught:
+        await fakes.service.issue(ALICE, REQUEST)
+    assert caught.value.code == "rate_limited" and caught.value.retry_after >= 1
+    assert fakes.acs.calls == calls
+    await fakes.service.issue(Caller("dev", "bob"), REQUEST)  # other users are not affected
+
+
+async def test_a_mapping_seeded_by_another_worker_is_used_not_recreated(fakes: World) -> None:
+    identity, _ = await fakes.acs.create_identity_with_token(["voip"])
+    fakes.identities.put(IdentityRecord(ALICE.key, identity, NOW - timedelta(days=3), NOW - timedelta(days=1), None))
+    grant = await fakes.service.issue(ALICE, REQUEST)
+    assert grant.communication_user_id == identity and fakes.acs.count("create") == 1
+
+
+async def test_teams_exchange_spends_the_callers_budget() -> None:
+    fakes = World(per_minute=1)
+    token = await fakes.service.exchange_teams_token(ALICE, "entra-token", "app-id", "user-object-id")
+    assert token.token.startswith("token-8:orgid:user-object-id")
+    with pytest.raises(ThrottledError):
+        await fakes.service.exchange_teams_token(ALICE, "entra-token", "app-id", "user-object-id")

@@ -1,0 +1,305 @@
+"""In-memory fakes of the domain's ports (``shared.domain.ports``), for unit tests in milliseconds.
+
+They keep the contracts the adapters keep against ACS and Azure Storage (and that the
+integration tests check against the emulator and Azurite): create-if-absent inserts that
+raise ``IdentityConflict``, conditional deletes by ETag, merges that never re-create a
+deleted row, 404 as ``NotFoundError``, ledger requests that merge per user and action.
+
+Every call yields to the event loop once (``await asyncio.sleep(0)``), as real I/O would,
+so concurrent requests interleave and races can be tested. ``fail(operation, error)`` makes
+the next calls of an operation raise, to test throttling, outages and lost races.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from shared.domain.caller import user_digest
+from shared.domain.clock import utc_now
+from shared.domain.errors import NotFoundError, ServiceError
+from shared.domain.models import Action, IdentityConflict, IdentityRecord, IssuedToken, RevocationRequest, request_row_key
+
+
+class FailurePlan:
+    """Errors to raise on the next calls of named operations."""
+
+    def __init__(self) -> None:
+        self._planned: dict[str, list[ServiceError]] = defaultdict(list)
+
+    def fail(self, operation: str, error: ServiceError, times: int = 1) -> None:
+        self._planned[operation].extend([error] * times)
+
+    async def step(self, operation: str) -> None:
+        """Yield once (as I/O would), then raise the next planned error for ``operation``, if any."""
+        await asyncio.sleep(0)
+        if self._planned[operation]:
+            raise self._planned[operation].pop(0)
+
+
+@dataclass
+class FakeIdentity:
+    """One ACS identity: tokens minted before the last revocation are dead."""
+
+    id: str
+    generation: int = 0
+    deleted: bool = False
+
+
+class FakeAcs(FailurePlan):
+    """ACS Identity in memory (:class:`shared.domain.ports.AcsIdentityService`)."""
+
+    def __init__(self, clock: Any = utc_now) -> None:  # noqa: ANN401 - any zero-argument clock
+        super().__init__()
+        self.identities: dict[str, FakeIdentity] = {}
+        self.calls: list[tuple[str, str]] = []  # (operation, identity id)
+        self._clock = clock
+        self._ids = itertools.count(1)
+        self._tokens: dict[str, tuple[str, int]] = {}  # token -> (identity id, generation)
+
+    def _mint(self, identity: FakeIdentity, minutes: int | None) -> IssuedToken:
+        token = f"token-{identity.id}-{next(self._ids)}"
+        self._tokens[token] = (identity.id, identity.generation)
+        return IssuedToken(token, self._clock() + timedelta(minutes=minutes or 1440))
+
+    def _live(self, acs_user_id: str) -> FakeIdentity:
+        identity = self.identities.get(acs_user_id)
+        if identity is None or identity.deleted:
+            raise NotFoundError("The ACS identity does not exist (it may have been deleted).")
+        return identity
+
+    def is_valid(self, token: str) -> bool:
+        """What a relying service would conclude: not revoked since, identity not deleted."""
+        acs_user_id, generation = self._tokens[token]
+        identity = self.identities[acs_user_id]
+        return not identity.deleted and identity.generation == generation
+
+    def count(self, operation: str) -> int:
+        return sum(1 for name, _ in self.calls if name == operation)
+
+    async def create_identity_with_token(self, scopes: Sequence[str], expires_in_minutes: int | None = None) -> tuple[str, IssuedToken]:
+        await self.step("create")
+        identity = FakeIdentity(f"8:acs:fake_{next(self._ids)}")
+        self.identities[identity.id] = identity
+        self.calls.append(("create", identity.id))
+        return identity.id, self._mint(identity, expires_in_minutes)
+
+    async def issue_token(self, acs_user_id: str, scopes: Sequence[str], expires_in_minutes: int | None = None) -> IssuedToken:
+        await self.step("issue")
+        self.calls.append(("issue", acs_user_id))
+        return self._mint(self._live(acs_user_id), expires_in_minutes)
+
+    async def revoke_tokens(self, acs_user_id: str) -> None:
+        await self.step("revoke")
+        self.calls.append(("revoke", acs_user_id))
+        self._live(acs_user_id).generation += 1
+
+    async def delete_identity(self, acs_user_id: str) -> None:
+        await self.step("delete")
+        self.calls.append(("delete", acs_user_id))
+        self._live(acs_user_id).deleted = True
+
+    async def exchange_teams_token(self, teams_token: str, client_id: str, user_object_id: str) -> IssuedToken:
+        await self.step("teams")
+        identity = self.identities.setdefault(f"8:orgid:{user_object_id}", FakeIdentity(f"8:orgid:{user_object_id}"))
+        self.calls.append(("teams", identity.id))
+        return self._mint(identity, 60)
+
+    async def close(self) -> None:
+        return None
+
+
+class FakeIdentityMap(FailurePlan):
+    """The identity map in memory (:class:`shared.domain.ports.IdentityMap`), with ETags."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: dict[str, IdentityRecord] = {}  # user key -> record
+        self.calls: Counter[str] = Counter()
+        self._etags = itertools.count(1)
+
+    def _stamp(self, record: IdentityRecord) -> IdentityRecord:
+        stamped = replace(record, etag=f"etag-{next(self._etags)}")
+        self.rows[record.user_key] = stamped
+        return stamped
+
+    def put(self, record: IdentityRecord) -> IdentityRecord:
+        """Seed a row directly (test set-up)."""
+        return self._stamp(record)
+
+    async def get(self, user_key: str) -> IdentityRecord | None:
+        self.calls["get"] += 1
+        await self.step("get")
+        return self.rows.get(user_key)
+
+    async def get_by_row_key(self, row_key: str) -> IdentityRecord | None:
+        self.calls["get"] += 1
+        await self.step("get")
+        return next((record for key, record in self.rows.items() if user_digest(key) == row_key), None)
+
+    async def insert(self, user_key: str, acs_user_id: str, now: datetime) -> IdentityRecord:
+        self.calls["insert"] += 1
+        await self.step("insert")
+        if user_key in self.rows:
+            raise IdentityConflict(self.rows[user_key])
+        return self._stamp(IdentityRecord(user_key, acs_user_id, now, now, None))
+
+    async def _merge(self, user_key: str, **changes: datetime) -> None:
+        record = self.rows.get(user_key)
+        if record is not None:  # a merge never re-creates a deleted row
+            self._stamp(replace(record, **changes))
+
+    async def record_issued(self, user_key: str, when: datetime) -> None:
+        self.calls["record_issued"] += 1
+        await self.step("record_issued")
+        await self._merge(user_key, last_issued_at=when)
+
+    async def record_revoked(self, user_key: str, when: datetime) -> None:
+        self.calls["record_revoked"] += 1
+        await self.step("record_revoked")
+        await self._merge(user_key, last_revoked_at=when)
+
+    async def delete(self, user_key: str, *, etag: str | None = None) -> bool:
+        self.calls["delete"] += 1
+        await self.step("delete")
+        current = self.rows.get(user_key)
+        if current is not None and etag is not None and current.etag != etag:
+            return False
+        self.rows.pop(user_key, None)
+        return True
+
+    async def iter_records(
+        self, *, issued_since: datetime | None = None, issued_before: datetime | None = None, page_size: int = 1000
+    ) -> AsyncIterator[IdentityRecord]:
+        await self.step("iter_records")
+        for record in list(self.rows.values()):
+            issued = record.last_issued_at
+            if issued_since is not None and (issued is None or issued < issued_since):
+                continue
+            if issued_before is not None and (issued is None or issued >= issued_before):
+                continue
+            yield record
+
+    async def close(self) -> None:
+        return None
+
+
+class FakeLedger(FailurePlan):
+    """The revocation ledger in memory (:class:`shared.domain.ports.RevocationLedger`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: dict[str, RevocationRequest] = {}
+        self.status: dict[str, dict[str, Any]] = {}
+        self._etags = itertools.count(1)
+
+    def _store(self, request: RevocationRequest) -> RevocationRequest:
+        stored = replace(request, etag=f"etag-{next(self._etags)}")
+        self.requests[request.row_key] = stored
+        return stored
+
+    async def record(
+        self, action: Action, user_key: str, *, reason: str, source: str, now: datetime, acs_user_id: str | None = None
+    ) -> RevocationRequest:
+        await self.step("record")
+        row_key = request_row_key(action, user_key)
+        previous = self.requests.get(row_key)
+        return self._store(
+            RevocationRequest(
+                row_key=row_key,
+                action=action,
+                user_key=user_key,
+                acs_user_id=acs_user_id or (previous.acs_user_id if previous else None),
+                reason=reason[:200],
+                source=source,
+                requested_at=now,
+                not_before=now,
+                attempts=previous.attempts if previous else 0,
+                etag=None,
+            )
+        )
+
+    async def get(self, row_key: str) -> RevocationRequest | None:
+        await self.step("get")
+        return self.requests.get(row_key)
+
+    async def complete(self, request: RevocationRequest) -> bool:
+        await self.step("complete")
+        current = self.requests.get(request.row_key)
+        if current is not None and request.etag is not None and current.etag != request.etag:
+            return False
+        self.requests.pop(request.row_key, None)
+        return True
+
+    async def postpone(self, request: RevocationRequest, until: datetime, error_code: str | None = None) -> None:
+        await self.step("postpone")
+        current = self.requests.get(request.row_key)
+        if current is None or (request.etag is not None and current.etag != request.etag):
+            return
+        attempts = current.attempts + 1 if error_code is not None else current.attempts
+        self._store(replace(current, not_before=until, attempts=attempts))
+
+    async def lease(self, row_keys: Sequence[str], until: datetime) -> None:
+        await self.step("lease")
+        for row_key in row_keys:
+            if row_key in self.requests:
+                self._store(replace(self.requests[row_key], not_before=until))
+
+    async def due(self, now: datetime, page_size: int = 500) -> AsyncIterator[RevocationRequest]:
+        await self.step("due")
+        for request in list(self.requests.values()):
+            if request.not_before <= now:
+                yield request
+
+    async def count_pending(self, cap: int = 10_000) -> tuple[int, bool]:
+        count = len(self.requests)
+        return min(count, cap), count >= cap
+
+    async def save_status(self, name: str, document: Mapping[str, Any]) -> None:
+        await self.step("save_status")
+        self.status[name] = dict(document)
+
+    async def load_status(self, name: str) -> dict[str, Any] | None:
+        return self.status.get(name)
+
+    async def close(self) -> None:
+        return None
+
+
+@dataclass
+class FakeQueue:
+    """The revocation queue in memory (:class:`shared.domain.ports.BatchQueue`): (message text, delay)."""
+
+    messages: list[tuple[str, float]] = field(default_factory=list)
+    poison: int = 0
+
+    async def send(self, message: str, delay_seconds: float) -> None:
+        await asyncio.sleep(0)
+        self.messages.append((message, delay_seconds))
+
+    async def poison_count(self) -> int:
+        return self.poison
+
+    async def close(self) -> None:
+        return None
+
+
+class FakeTime:
+    """A monotonic clock and ``sleep`` that advance together, so waits cost no real time."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += max(0.0, seconds)
+        await asyncio.sleep(0)
