@@ -36,10 +36,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--http", action="store_true", help="plain HTTP instead of HTTPS")
     parser.add_argument("--access-key", default=os.environ.get("EMULATOR_ACCESS_KEY"), help="base64 key (default: random)")
     parser.add_argument("--resource-name", default="acs-emulator", help="reported in logs and /_emulator/stats")
-    parser.add_argument("--cert-dir", type=Path, default=Path(".local/emulator"), help="where emulator-cert.pem (and its key) live")
+    parser.add_argument(
+        "--cert-dir", type=Path, default=Path(".local/emulator"), help="where emulator-cert.pem (and its key) live"
+    )
     parser.add_argument("--state-file", type=Path, help="keep identities (and the signing key) in this SQLite file")
-    parser.add_argument("--identity-header", default=os.environ.get("EMULATOR_IDENTITY_HEADER") or secrets.token_hex(16),
-                        help="the X-IDENTITY-HEADER secret of /_emulator/msi/token (default: random)")
+    parser.add_argument(
+        "--identity-header",
+        default=os.environ.get("EMULATOR_IDENTITY_HEADER") or secrets.token_hex(16),
+        help="the X-IDENTITY-HEADER secret of /_emulator/msi/token (default: random)",
+    )
     for operation, (count, _) in DEFAULT_LIMITS.items():
         parser.add_argument(f"--limit-{operation}", type=int, default=count, help=f"{operation} requests per window")
     parser.add_argument("--limit-window", type=float, default=30.0, help="rate limit window in seconds")
@@ -102,7 +107,7 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, ssl_context=ssl_context)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the real port when --port 0
+    port = site._server.sockets[0].getsockname()[1]
     scheme = "http" if args.http else "https"
     logger.info("ACS Identity emulator (%s) on %s://%s:%d", args.resource_name, scheme, args.host, port)
     print(f"ACS_CONNECTION_STRING=endpoint={scheme}://{args.host}:{port}/;accesskey={emulator.access_key}", flush=True)

@@ -121,18 +121,26 @@ async def api(request: web.Request) -> web.Response:
             await asyncio.sleep(emulator.faults.latencyMs / 1000)
         injected = emulator.faults.pick(emulator.rng)
         if injected == 429:
-            raise AcsError(429, "TooManyRequests", "Injected throttling (emulator fault).", retry_after=emulator.faults.retryAfterSeconds)
+            raise AcsError(
+                429, "TooManyRequests", "Injected throttling (emulator fault).", retry_after=emulator.faults.retryAfterSeconds
+            )
         if injected == 503:
-            raise AcsError(503, "ServiceUnavailable", "Injected outage (emulator fault).", retry_after=emulator.faults.retryAfterSeconds)
+            raise AcsError(
+                503, "ServiceUnavailable", "Injected outage (emulator fault).", retry_after=emulator.faults.retryAfterSeconds
+            )
         version = request.query.get("api-version")
         if not version:
             raise AcsError(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
         if version not in API_VERSIONS:
-            raise AcsError(400, "UnsupportedApiVersion", f"api-version '{version}' is not supported; use one of {sorted(API_VERSIONS)}.")
+            raise AcsError(
+                400, "UnsupportedApiVersion", f"api-version '{version}' is not supported; use one of {sorted(API_VERSIONS)}."
+            )
         check_auth(request, body, emulator.access_key, emulator.signer)
         wait = emulator.limits.check(operation)
         if wait is not None:
-            raise AcsError(429, "TooManyRequests", f"Rate limit exceeded for operation '{operation}' on this resource.", retry_after=wait)
+            raise AcsError(
+                429, "TooManyRequests", f"Rate limit exceeded for operation '{operation}' on this resource.", retry_after=wait
+            )
         response = handle(emulator, operation, identity_id, parse_json(body))
     except AcsError as error:
         response = error.response()
@@ -233,11 +241,17 @@ async def limits(request: web.Request) -> web.Response:
             window = spec.get("windowSeconds") if isinstance(spec, dict) else None
             if (
                 operation not in emulator.limits.limits
-                or isinstance(count, bool) or not isinstance(count, int) or count < 0
+                or isinstance(count, bool)
+                or not isinstance(count, int)
+                or count < 0
                 or (window is not None and (isinstance(window, bool) or not isinstance(window, (int, float)) or window <= 0))
             ):
                 known = ", ".join(emulator.limits.limits)
-                return AcsError(400, "InvalidLimits", f"bad limit for {operation!r}: use {{\"count\": N, \"windowSeconds\"?: S}} for one of {known}").response()
+                return AcsError(
+                    400,
+                    "InvalidLimits",
+                    f'bad limit for {operation!r}: use {{"count": N, "windowSeconds"?: S}} for one of {known}',
+                ).response()
         for operation, spec in changes.items():
             emulator.limits.set(operation, spec["count"], spec.get("windowSeconds"))
         emulator.limits.reset()
@@ -247,7 +261,13 @@ async def limits(request: web.Request) -> web.Response:
 async def stats(request: web.Request) -> web.Response:
     emulator: Emulator = request.app["emulator"]
     return web.json_response(
-        {"resource": emulator.resource_name, "resourceId": emulator.signer.resource_id, "operations": dict(emulator.operations), "statuses": dict(emulator.statuses), "identities": emulator.state.count()}
+        {
+            "resource": emulator.resource_name,
+            "resourceId": emulator.signer.resource_id,
+            "operations": dict(emulator.operations),
+            "statuses": dict(emulator.statuses),
+            "identities": emulator.state.count(),
+        }
     )
 
 

@@ -13,7 +13,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -38,8 +38,8 @@ def key_from_pem(pem: bytes) -> rsa.RSAPrivateKey:
 
 def format_expires_on(epoch: float) -> str:
     """ACS's own format: 2023-10-10T21:39:39.3244584+00:00 (seven fractional digits)."""
-    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
-    ticks = int(round((epoch - int(epoch)) * 10_000_000)) % 10_000_000
+    moment = datetime.fromtimestamp(epoch, tz=UTC)
+    ticks = round((epoch - int(epoch)) * 10_000_000) % 10_000_000
     return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}+00:00"
 
 
@@ -64,7 +64,9 @@ class TokenSigner:
         self.resource_id = resource_id
         self.kid = kid
 
-    def mint(self, communication_user_id: str, scopes: list[str], minutes: float, generation: int, now: float | None = None) -> tuple[str, float]:
+    def mint(
+        self, communication_user_id: str, scopes: list[str], minutes: float, generation: int, now: float | None = None
+    ) -> tuple[str, float]:
         issued = time.time() if now is None else now
         expires = issued + minutes * 60
         claims: dict = {

@@ -29,7 +29,9 @@ def parse_scopes(value: Any) -> list[str]:
         raise AcsError(400, "ValidationError", "Scopes must contain at least one value.", target="Scopes")
     for scope in value:
         if scope not in SCOPES:
-            raise AcsError(400, "ValidationError", f"Scope '{scope}' is invalid. Valid scopes: {', '.join(SCOPES)}.", target="Scopes")
+            raise AcsError(
+                400, "ValidationError", f"Scope '{scope}' is invalid. Valid scopes: {', '.join(SCOPES)}.", target="Scopes"
+            )
     return list(dict.fromkeys(value))
 
 

@@ -21,7 +21,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from localdev.processes import stop_process
 
@@ -33,8 +33,14 @@ CERT_NAME = "emulator-cert.pem"
 class EmulatorProcess:
     """A running emulator: its connection string, certificate, identity header and control calls."""
 
-    def __init__(self, connection_string: str, cert_path: Path | None, identity_header: str,
-                 process: subprocess.Popen, stderr_lines: list[str]) -> None:
+    def __init__(
+        self,
+        connection_string: str,
+        cert_path: Path | None,
+        identity_header: str,
+        process: subprocess.Popen,
+        stderr_lines: list[str],
+    ) -> None:
         self.connection_string = connection_string
         self.cert_path = cert_path
         self.identity_header = identity_header
@@ -57,8 +63,9 @@ class EmulatorProcess:
     def call(self, method: str, path: str, body: Any = None) -> Any:
         """A control call; raises urllib.error.HTTPError on a 4xx/5xx answer."""
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.control_url(path), data=data, method=method,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(
+            self.control_url(path), data=data, method=method, headers={"Content-Type": "application/json"}
+        )
         with urllib.request.urlopen(request, timeout=10, context=self._ssl) as response:
             raw = response.read()
         return json.loads(raw) if raw else None
@@ -89,15 +96,16 @@ class EmulatorProcess:
         stop_process(self.process, timeout)
         return self.process.returncode
 
-    def __enter__(self) -> EmulatorProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
 
-def start_emulator(*extra_args: str, cert_dir: Path, http: bool = False, env: dict[str, str] | None = None,
-                   timeout: float = 30.0) -> EmulatorProcess:
+def start_emulator(
+    *extra_args: str, cert_dir: Path, http: bool = False, env: dict[str, str] | None = None, timeout: float = 30.0
+) -> EmulatorProcess:
     """``python -m emulator --port 0 --cert-dir DIR …`` from the repo root; ready once it prints its line.
 
     ``extra_args`` come last, so they win (e.g. ``"--identity-header", "x"``). ``env`` replaces the
@@ -110,8 +118,15 @@ def start_emulator(*extra_args: str, cert_dir: Path, http: bool = False, env: di
     args.extend(extra_args)
     if "--identity-header" in extra_args:
         identity_header = extra_args[len(extra_args) - 1 - extra_args[::-1].index("--identity-header") + 1]
-    process = subprocess.Popen(args, cwd=ROOT, env=os.environ.copy() if env is None else env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        args,
+        cwd=ROOT,
+        env=os.environ.copy() if env is None else env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     stderr_lines: list[str] = []
     threading.Thread(target=lambda: stderr_lines.extend(process.stderr), daemon=True).start()
     first_line: list[str] = []
@@ -125,7 +140,9 @@ def start_emulator(*extra_args: str, cert_dir: Path, http: bool = False, env: di
         process.wait()
         time.sleep(0.1)  # let the stderr reader drain
         raise RuntimeError(f"the ACS emulator did not start (stdout: {line!r}):\n" + "".join(stderr_lines))
-    emulator = EmulatorProcess(line[len(PREFIX):], None if http else Path(cert_dir) / CERT_NAME, identity_header, process, stderr_lines)
+    emulator = EmulatorProcess(
+        line[len(PREFIX) :], None if http else Path(cert_dir) / CERT_NAME, identity_header, process, stderr_lines
+    )
     # keep draining stdout (the emulator should print nothing more; tests can check extra_stdout)
     threading.Thread(target=lambda: emulator.extra_stdout.extend(process.stdout), daemon=True).start()
     return emulator

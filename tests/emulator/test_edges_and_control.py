@@ -11,7 +11,7 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -77,7 +77,7 @@ def test_expires_on_format_matches_the_jwt_expiry(client, minutes):
     assert int(expires.timestamp()) == claims["exp"]
     expected = (minutes or 1440) * 60
     assert claims["exp"] - claims["iat"] == expected
-    assert abs(expires - datetime.now(timezone.utc) - timedelta(seconds=expected)) < timedelta(seconds=30)
+    assert abs(expires - datetime.now(UTC) - timedelta(seconds=expected)) < timedelta(seconds=30)
     assert claims["csi"] == str(claims["iat"]) and claims["skypeid"] == user.properties["id"][2:]
 
 
@@ -89,8 +89,11 @@ def test_format_expires_on_has_seven_fractional_digits():
 def test_teams_token_lives_as_long_as_the_entra_token(client):
     oid, app_id = "33333333-3333-3333-3333-333333333333", "44444444-4444-4444-4444-444444444444"
     entra_exp = int(time.time()) + 2 * 3600
-    aad = jwt.encode({"aud": "https://auth.msft.communication.azure.com", "oid": oid, "azp": app_id, "exp": entra_exp},
-                     "x" * 32, algorithm="HS256")
+    aad = jwt.encode(
+        {"aud": "https://auth.msft.communication.azure.com", "oid": oid, "azp": app_id, "exp": entra_exp},
+        "x" * 32,
+        algorithm="HS256",
+    )
     token = client.get_token_for_teams_user(aad, app_id, oid)
     assert abs(claims_of(token.token)["exp"] - entra_exp) <= 1
     assert claims_of(token.token)["skypeid"] == f"orgid:{oid}"
@@ -152,8 +155,13 @@ def test_unknown_identity_is_404_identity_not_found(client):
 def test_validate_verdicts(client, emulator):
     user, token = client.create_user_and_token(["chat", "voip"])
     verdict = emulator.validate(token.token)
-    assert verdict == {"valid": True, "reason": None, "communicationUserId": user.properties["id"],
-                       "scopes": ["chat", "voip"], "expiresOn": format_expires_on(claims_of(token.token)["exp"])}
+    assert verdict == {
+        "valid": True,
+        "reason": None,
+        "communicationUserId": user.properties["id"],
+        "scopes": ["chat", "voip"],
+        "expiresOn": format_expires_on(claims_of(token.token)["exp"]),
+    }
     forged = jwt.encode(claims_of(token.token), new_signing_key(), algorithm="RS256")
     assert emulator.validate(forged)["reason"] == "bad_signature"
     assert emulator.validate("not-a-jwt")["reason"] == "malformed"
@@ -209,8 +217,9 @@ def test_bad_limits_are_400_and_change_nothing(emulator):
 
 
 def test_unavailable_carries_retry_after(emulator):
-    client = CommunicationIdentityClient.from_connection_string(emulator.connection_string, connection_verify=str(emulator.cert_path),
-                                                                retry_total=0)
+    client = CommunicationIdentityClient.from_connection_string(
+        emulator.connection_string, connection_verify=str(emulator.cert_path), retry_total=0
+    )
     emulator.set_faults(unavailableNext=1, retryAfterSeconds=4)
     with pytest.raises(HttpResponseError) as caught:
         client.create_user()
@@ -220,16 +229,20 @@ def test_unavailable_carries_retry_after(emulator):
 
 async def test_async_client_retries_a_throttle(emulator):
     emulator.set_faults(throttleNext=1, retryAfterSeconds=1)
-    async with AsyncClient.from_connection_string(emulator.connection_string, connection_verify=str(emulator.cert_path)) as client:
-        user, token = await client.create_user_and_token(["chat"])
+    async with AsyncClient.from_connection_string(
+        emulator.connection_string, connection_verify=str(emulator.cert_path)
+    ) as client:
+        _user, token = await client.create_user_and_token(["chat"])
     assert emulator.validate(token.token)["valid"] is True
     assert emulator.stats()["statuses"] == {"create:429": 1, "create:201": 1}
 
 
 def test_reset_with_state_forgets_identities(tmp_path):
     with start_emulator(cert_dir=tmp_path) as emulator:
-        client = CommunicationIdentityClient.from_connection_string(emulator.connection_string, connection_verify=str(emulator.cert_path))
-        user, token = client.create_user_and_token(["voip"])
+        client = CommunicationIdentityClient.from_connection_string(
+            emulator.connection_string, connection_verify=str(emulator.cert_path)
+        )
+        _user, token = client.create_user_and_token(["voip"])
         assert emulator.stats()["identities"] == {"live": 1, "deleted": 0}
         emulator.reset(state=True)
         assert emulator.stats()["identities"] == {"live": 0, "deleted": 0}
@@ -295,7 +308,7 @@ def test_managed_identity_sync_credential(emulator, monkeypatch):
     monkeypatch.setenv("IDENTITY_HEADER", emulator.identity_header)
     credential = ManagedIdentityCredential(client_id="user-assigned-client-id", connection_verify=str(emulator.cert_path))
     client = CommunicationIdentityClient(emulator.endpoint, credential, connection_verify=str(emulator.cert_path))
-    user, token = client.create_user_and_token(["chat"])
+    _user, token = client.create_user_and_token(["chat"])
     assert emulator.validate(token.token)["valid"] is True
 
 
@@ -303,15 +316,27 @@ def test_msi_endpoint_rejects_other_resources_and_versions(emulator):
     headers = {"X-IDENTITY-HEADER": emulator.identity_header}
     base = "/_emulator/msi/token?api-version=2019-08-01&resource="
     assert raw(emulator, "GET", base + "https://vault.azure.net", headers=headers)[0] == 400
-    assert raw(emulator, "GET", "/_emulator/msi/token?api-version=2017-09-01&resource=https://communication.azure.com", headers=headers)[0] == 400
+    assert (
+        raw(
+            emulator,
+            "GET",
+            "/_emulator/msi/token?api-version=2017-09-01&resource=https://communication.azure.com",
+            headers=headers,
+        )[0]
+        == 400
+    )
     status, answer, _ = raw(emulator, "GET", base + "https://communication.azure.com", headers=headers)
     assert status == 200 and answer["token_type"] == "Bearer" and int(answer["expires_on"]) > time.time()
 
 
 def test_bearer_with_wrong_audience_is_401(emulator):
     # a token the emulator signed itself, but for another audience, must not open the API
-    status, answer, _ = raw(emulator, "GET", "/_emulator/msi/token?api-version=2019-08-01&resource=https://communication.azure.com",
-                            headers={"X-IDENTITY-HEADER": emulator.identity_header})
+    status, answer, _ = raw(
+        emulator,
+        "GET",
+        "/_emulator/msi/token?api-version=2019-08-01&resource=https://communication.azure.com",
+        headers={"X-IDENTITY-HEADER": emulator.identity_header},
+    )
     good = answer["access_token"]
     status, _, _ = raw(emulator, "POST", f"/identities?{API}", b"", {"Authorization": f"Bearer {good}"})
     assert status == 201
@@ -337,7 +362,8 @@ def test_hmac_verifier_accepts_what_the_sdk_policy_signs(decode_url):
     http_request = HttpRequest("POST", url, content=body)
     http_request.body = body  # the SDK's serializer sets .body to the JSON text
     HMACCredentialsPolicy("https://127.0.0.1:8443", key, decode_url=decode_url).on_request(
-        PipelineRequest(http_request, PipelineContext(None)))
+        PipelineRequest(http_request, PipelineContext(None))
+    )
     headers = {k: v for k, v in http_request.headers.items()} | {"Host": "127.0.0.1:8443"}
     mocked = make_mocked_request("POST", url.split("8443", 1)[1], headers=headers)
     check_hmac(mocked, body.encode(), key)  # raises on mismatch

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
@@ -41,7 +41,7 @@ def test_get_token_default_and_custom_expiry(client):
     user = client.create_user()
     default = client.get_token(user, ["voip"])
     expires = datetime.fromisoformat(default.expires_on) if isinstance(default.expires_on, str) else default.expires_on
-    assert timedelta(hours=23, minutes=58) < expires - datetime.now(timezone.utc) <= timedelta(hours=24)
+    assert timedelta(hours=23, minutes=58) < expires - datetime.now(UTC) <= timedelta(hours=24)
     assert isinstance(default.expires_on, str) and len(default.expires_on.split(".")[1]) == len("3244584+00:00")
     custom = client.get_token(user, ["chat"], token_expires_in=timedelta(minutes=90))
     assert standard_b64_payload(custom.token)["exp"] - standard_b64_payload(custom.token)["iat"] == 5400
@@ -112,7 +112,9 @@ def test_teams_exchange(client, emulator):
     assert emulator.validate(token.token)["valid"] is True
 
 
-@pytest.mark.parametrize("bad", [{"oid": "someone-else"}, {"appid": "other-app"}, {"aud": "https://graph.microsoft.com"}, {"exp": 1}])
+@pytest.mark.parametrize(
+    "bad", [{"oid": "someone-else"}, {"appid": "other-app"}, {"aud": "https://graph.microsoft.com"}, {"exp": 1}]
+)
 def test_teams_exchange_rejects_mismatched_tokens(client, bad):
     from azure.core.exceptions import ClientAuthenticationError
 
@@ -123,7 +125,9 @@ def test_teams_exchange_rejects_mismatched_tokens(client, bad):
 
 
 async def test_async_client_every_operation(emulator):
-    async with AsyncClient.from_connection_string(emulator.connection_string, connection_verify=str(emulator.cert_path)) as client:
+    async with AsyncClient.from_connection_string(
+        emulator.connection_string, connection_verify=str(emulator.cert_path)
+    ) as client:
         user = await client.create_user()
         user2, first = await client.create_user_and_token(["chat"])
         token = await client.get_token(user, ["voip"], token_expires_in=timedelta(minutes=120))
