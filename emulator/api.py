@@ -13,7 +13,13 @@ from aiohttp import web
 
 from emulator.errors import AcsError
 from emulator.hmac_auth import check_auth
-from emulator.references import FIXED_HEADERS, IDENTITY_API_VERSIONS, SUCCESS_CONTENT_TYPE, TEAMS_API_VERSIONS
+from emulator.references import (
+    FIXED_HEADERS,
+    IDENTITY_API_VERSIONS,
+    NOT_IMPLEMENTED_API_VERSIONS,
+    SUCCESS_CONTENT_TYPE,
+    TEAMS_API_VERSIONS,
+)
 from emulator.service import Emulator
 from emulator.teams import verify_exchange
 from emulator.validation import MAX_MINUTES, parse_json, parse_minutes, parse_scopes, require_scopes
@@ -110,8 +116,10 @@ async def front_end(emulator: Emulator, request: web.Request, operation: str) ->
     version = request.query.get("api-version")
     if not version:
         raise AcsError(400, "MissingApiVersionParameter", "The api-version query parameter is required.")
+    if version in NOT_IMPLEMENTED_API_VERSIONS:
+        raise AcsError(400, "UnsupportedApiVersion", f"api-version '{version}' is real but not implemented by the emulator.")
     if version not in supported_versions(operation):
-        supported = ", ".join(supported_versions(operation))
+        supported = ", ".join(v for v in supported_versions(operation) if v not in NOT_IMPLEMENTED_API_VERSIONS)
         raise AcsError(400, "UnsupportedApiVersion", f"api-version '{version}' is not supported; use one of {supported}.")
 
 

@@ -12,23 +12,33 @@ are quoted because clients and support engineers match on them; no Microsoft cod
 - ``JS_RECORDINGS``: Azure/azure-sdk-for-js, sdk/communication/communication-identity/recordings/node/
   communicationidentityclient_playbacklive_error_cases_/ (commit 1a34cff16d559c7c3333386f2c56091e40dca909):
   real traffic of the JavaScript SDK's error-case tests against api-version 2022-10-01.
+- ``JS_RECORDINGS_2025``: Azure/azure-sdk-assets, js/sdk/communication/communication-identity/recordings/node/
+  communicationidentityclient_playbacklive_aad_eq_false*/ (commit c4bbe7804b34f9f8ab0b201bceb9f85671074183):
+  the JavaScript SDK's tests recorded in April 2025 against api-version 2023-10-01, the newest traffic found.
+  Where it differs from older recordings (the version list, Strict-Transport-Security), it wins.
 
 emulator/README.md maps each emulated behaviour to its reference (or to "our choice").
 """
 
 from __future__ import annotations
 
-#: ``api-supported-versions`` of every /identities answer in PY_RECORDINGS (e.g. ...test_create_user.json).
+#: ``api-supported-versions`` of /identities answers in JS_RECORDINGS_2025 (...recording_successfully_creates_a_user.json,
+#: ..._error_cases_/recording_throws_an_error_when_attempting_to_delete_an_invalid_user.json). In 2023 (PY_RECORDINGS,
+#: ...test_create_user.json) the list still had 2021-02-22-preview1 and not yet 2025-03-02-preview.
 IDENTITY_API_VERSIONS = (
     "2020-07-20-preview2",
-    "2021-02-22-preview1",
     "2021-03-07",
     "2021-10-31-preview",
     "2021-11-01",
     "2022-06-01",
     "2022-10-01",
     "2023-10-01",
+    "2025-03-02-preview",
 )
+
+#: Versions real ACS lists whose additions (GET /identities/{id}, customId) the emulator does not implement: refused
+#: with a message saying so rather than half-served (our choice).
+NOT_IMPLEMENTED_API_VERSIONS = ("2025-03-02-preview",)
 
 #: ``api-supported-versions`` of /teamsUser/:exchangeAccessToken answers in PY_RECORDINGS
 #: (...test_get_token_for_teams_user_with_valid_params.json, ..._with_wrong_client_id.json).
@@ -41,13 +51,19 @@ CURRENT_API_VERSION = "2023-10-01"
 SUCCESS_CONTENT_TYPE = "application/json; charset=utf-8"
 ERROR_CONTENT_TYPE = "application/json"
 
-#: Headers every recorded answer carries with a fixed value (PY_RECORDINGS, JS_RECORDINGS).
-FIXED_HEADERS = {"Request-Context": "appId=", "Strict-Transport-Security": "max-age=2592000"}
+#: Headers every recorded answer carries with a fixed value: Request-Context and X-Cache in all recordings; Strict-Transport-Security
+#: as in JS_RECORDINGS_2025 (it was "max-age=2592000" in PY_RECORDINGS and JS_RECORDINGS).
+FIXED_HEADERS = {
+    "Request-Context": "appId=",
+    "Strict-Transport-Security": "max-age=31536000;includeSubDomains",
+    "X-Cache": "CONFIG_NOCACHE",
+}
 
 # ------------------------------------------------------------------ identities of another resource
 
 #: 401 on issue, revoke and delete of ``8:acs:00000000-0000-0000-0000-000000000000_00000000-…`` (JS_RECORDINGS:
-#: recording_throws_an_error_when_attempting_to_{issue_a_token_for,revoke_a_token_from,delete}_an_invalid_user.json).
+#: recording_throws_an_error_when_attempting_to_{issue_a_token_for,revoke_a_token_from,delete}_an_invalid_user.json;
+#: the same for issue and delete at api-version 2023-10-01 in JS_RECORDINGS_2025), with api-supported-versions.
 IDENTITY_NOT_OWNED = ("IdentityNotOwned", "Provided identity doesn't belong to the resource.")
 
 # ------------------------------------------------------------------ request validation

@@ -8,6 +8,9 @@ References (each test names the file it rests on):
 - JS: Azure/azure-sdk-for-js, sdk/communication/communication-identity/recordings/node/
   communicationidentityclient_playbacklive_error_cases_/ at commit 1a34cff16d559c7c3333386f2c56091e40dca909, and the test
   that produced them, sdk/communication/communication-identity/test/public/communicationIdentityClient.spec.ts.
+- JS2025: Azure/azure-sdk-assets, js/sdk/communication/communication-identity/recordings/node/
+  communicationidentityclient_playbacklive_aad_eq_false*/ at commit c4bbe7804b34f9f8ab0b201bceb9f85671074183: the
+  newest real traffic found (April 2025, api-version 2023-10-01); where it differs from PY, it wins.
 - SPEC: Azure/azure-rest-api-specs, specification/communication/data-plane/Identity/stable/2023-10-01/ at commit
   b2189566f3e4952861e8a84d2c99786570b20190.
 """
@@ -28,7 +31,7 @@ from tests.emulator.wire import API, FOREIGN_ID, call, create_identity, teams_to
 pytestmark = pytest.mark.integration
 
 IDENTITY_VERSIONS = (
-    "2020-07-20-preview2, 2021-02-22-preview1, 2021-03-07, 2021-10-31-preview, 2021-11-01, 2022-06-01, 2022-10-01, 2023-10-01"
+    "2020-07-20-preview2, 2021-03-07, 2021-10-31-preview, 2021-11-01, 2022-06-01, 2022-10-01, 2023-10-01, 2025-03-02-preview"
 )
 TEAMS_VERSIONS = "2021-10-31-preview, 2022-06-01, 2022-10-01, 2023-10-01"
 MS_CV = re.compile(r"^[A-Za-z0-9+/]{22}\.0$")
@@ -39,8 +42,9 @@ OID, APP_ID = "11111111-1111-4111-8111-111111111111", "22222222-2222-4222-8222-2
 
 
 def test_success_headers_and_content_type(emulator):
-    # PY test_create_user.json: 201 "application/json; charset=utf-8", MS-CV, api-supported-versions (this exact list),
-    # the x-ms-client-request-id echoed, Request-Context "appId=", Strict-Transport-Security "max-age=2592000"
+    # PY test_create_user.json and JS2025 recording_successfully_creates_a_user.json: 201 "application/json; charset=utf-8",
+    # MS-CV, api-supported-versions (JS2025's list), the x-ms-client-request-id echoed, Request-Context "appId=",
+    # Strict-Transport-Security (JS2025's value; PY had "max-age=2592000")
     answer = call(emulator, "POST", f"/identities?{API}", headers={"x-ms-client-request-id": "9a1b-echo-me"})
     assert answer.status == 201
     assert answer.headers["Content-Type"] == "application/json; charset=utf-8"
@@ -48,7 +52,8 @@ def test_success_headers_and_content_type(emulator):
     assert MS_CV.match(answer.headers["MS-CV"]), answer.headers["MS-CV"]
     assert answer.headers["x-ms-client-request-id"] == "9a1b-echo-me"
     assert answer.headers["Request-Context"] == "appId="
-    assert answer.headers["Strict-Transport-Security"] == "max-age=2592000"
+    assert answer.headers["Strict-Transport-Security"] == "max-age=31536000;includeSubDomains"
+    assert answer.headers["X-Cache"] == "CONFIG_NOCACHE"
     assert re.fullmatch(r"\d+ms", answer.headers["X-Processing-Time"])
     assert set(answer.body) == {"identity"} and answer.body["identity"]["id"].startswith("8:acs:")
 
@@ -92,19 +97,28 @@ def test_errors_are_plain_application_json_and_echo_the_request_id(emulator):
 # ---------------------------------------------------------------------- api-versions
 
 
-@pytest.mark.parametrize("version", IDENTITY_API_VERSIONS)
+@pytest.mark.parametrize("version", [v for v in IDENTITY_API_VERSIONS if v != "2025-03-02-preview"])
 def test_identities_accept_every_version_real_acs_lists(emulator, version):
-    # PY test_create_user.json: api-supported-versions of /identities lists exactly these
+    # JS2025 recording_successfully_creates_a_user.json: api-supported-versions of /identities lists exactly these
     answer = call(emulator, "POST", f"/identities?api-version={version}")
     assert answer.status == 201, answer.body
+    assert answer.headers["api-supported-versions"] == IDENTITY_VERSIONS
 
 
-@pytest.mark.parametrize("version", ["2023-08-01", "2022-09-01", "2025-03-02-preview"])
-def test_versions_real_acs_did_not_list_are_refused(emulator, version):
-    # PY test_create_user.json lists no 2023-08-01 nor 2022-09-01 (both have a spec folder but the service did not
-    # advertise them) and no preview the emulator does not implement; the refusal's code is our choice
+@pytest.mark.parametrize("version", ["2023-08-01", "2022-09-01", "2021-02-22-preview1", "2099-01-01"])
+def test_versions_real_acs_does_not_list_are_refused(emulator, version):
+    # JS2025 lists no 2023-08-01 nor 2022-09-01 (both have a spec folder, the service never advertised them in any
+    # recording) and no longer 2021-02-22-preview1 (PY, 2023, still did); the refusal's code and message are our choice
     answer = call(emulator, "POST", f"/identities?api-version={version}")
     assert answer.status == 400 and answer.error["code"] == "UnsupportedApiVersion"
+
+
+def test_a_real_preview_the_emulator_does_not_implement_says_so(emulator):
+    # 2025-03-02-preview is real (JS2025 lists it) but adds GET /identities/{id} and customId, which the emulator
+    # lacks: our choice is a clear refusal rather than answers that silently ignore those features
+    answer = call(emulator, "POST", "/identities?api-version=2025-03-02-preview")
+    assert answer.status == 400 and answer.error["code"] == "UnsupportedApiVersion"
+    assert "not implemented by the emulator" in answer.error["message"]
 
 
 def test_teams_exchange_has_its_own_version_list(emulator):
@@ -130,7 +144,9 @@ def test_teams_exchange_has_its_own_version_list(emulator):
 )
 def test_another_resources_identity_is_401_identity_not_owned(emulator, method, suffix, payload):
     # JS recording_throws_an_error_when_attempting_to_{issue_a_token_for,revoke_a_token_from,delete}_an_invalid_user.json
-    # with the id of communicationIdentityClient.spec.ts: 401 IdentityNotOwned, this message, api-supported-versions present
+    # with the id of communicationIdentityClient.spec.ts, and JS2025 ..._error_cases_/recording_throws_an_error_when_
+    # attempting_to_{issue_a_token_for,delete}_an_invalid_user.json (api-version 2023-10-01): 401 IdentityNotOwned, this
+    # message, "application/json", api-supported-versions present
     answer = call(emulator, method, f"/identities/{FOREIGN_ID}{suffix}?{API}", payload)
     assert answer.status == 401
     assert answer.body == {"error": {"code": "IdentityNotOwned", "message": "Provided identity doesn't belong to the resource."}}
