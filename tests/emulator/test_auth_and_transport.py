@@ -63,6 +63,8 @@ def assert_denied(response: requests.Response) -> None:
 
 
 def test_a_correctly_signed_raw_request_works(emulator):
+    # the scheme of learn.microsoft.com/azure/communication-services/tutorials/hmac-header-tutorial: HMAC-SHA256 over
+    # VERB, path and query, x-ms-date;host;x-ms-content-sha256, with the base64-decoded key
     response = signed_request(emulator, "POST", f"/identities?{API}", b"{}")
     assert response.status_code == 201 and response.json()["identity"]["id"].startswith("8:acs:")
 

@@ -241,6 +241,20 @@ def test_spec_example_create_with_every_scope_and_an_hour(emulator):
     assert emulator.validate(answer.body["accessToken"]["token"])["scopes"] == body["createTokenWithScopes"]
 
 
+def test_default_limits_are_acs_documented_ones(emulator):
+    # learn.microsoft.com/azure/communication-services/concepts/service-limits (Identity): per resource and 30 seconds,
+    # create identity 1000, issue token 1000 (createUserAndToken counts as a create here), revoke 500, delete 500,
+    # Teams exchange 500
+    limits = emulator.call("GET", "limits")
+    assert {op: (limit["count"], limit["windowSeconds"]) for op, limit in limits.items()} == {
+        "create": (1000, 30.0),
+        "issue": (1000, 30.0),
+        "revoke": (500, 30.0),
+        "delete": (500, 30.0),
+        "teams": (500, 30.0),
+    }
+
+
 # ---------------------------------------------------------------------- the Teams exchange, in ACS's order
 
 

@@ -271,6 +271,8 @@ async def test_managed_identity_in_process_with_connection_verify(emulator, monk
 
 
 def test_managed_identity_sync_credential(emulator, monkeypatch):
+    # Entra ID bearer tokens for https://communication.azure.com, as azure-communication-identity 1.5.0 requests them
+    # (its credential policy asks for https://communication.azure.com//.default)
     from azure.identity import ManagedIdentityCredential
 
     monkeypatch.setenv("IDENTITY_ENDPOINT", emulator.msi_endpoint)

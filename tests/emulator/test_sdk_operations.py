@@ -64,6 +64,8 @@ def test_tokens_survive_standard_base64_decoding(client):
 
 
 def test_revoke_invalidates_earlier_tokens_only(client, emulator):
+    # Azure/azure-rest-api-specs .../Identity/stable/2023-10-01/CommunicationIdentity.json (commit b2189566…):
+    # revokeAccessTokens "Revoke all access tokens for the specific identity"; later tokens are new ones
     user = client.create_user()
     before = client.get_token(user, ["voip"]).token
     client.revoke_tokens(user)
@@ -73,6 +75,8 @@ def test_revoke_invalidates_earlier_tokens_only(client, emulator):
 
 
 def test_delete_user_then_404(client, emulator):
+    # the same spec: delete "revoke[s] all tokens for the identity and delete[s] all associated data"; the 404 after it
+    # and the 204 for a second delete are our choice (no recording shows either)
     user, token = client.create_user_and_token(["voip"])
     client.delete_user(user)
     assert emulator.validate(token.token)["reason"] == "identity_deleted"

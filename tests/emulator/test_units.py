@@ -56,6 +56,8 @@ def test_tokens_are_standard_base64_safe_for_many_ids():
 
 @pytest.mark.parametrize("decode_url", [False, True])
 def test_hmac_verifier_accepts_what_the_sdk_policy_signs(decode_url):
+    # the SDK's own signing policy (azure-communication-identity 1.5.0, _shared/policy.py) is the reference: what it
+    # signs, with either path encoding, must verify; learn.microsoft.com/azure/communication-services/tutorials/hmac-header-tutorial
     from azure.communication.identity._shared.policy import HMACCredentialsPolicy
     from azure.core.pipeline import PipelineContext, PipelineRequest
     from azure.core.rest import HttpRequest
