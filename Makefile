@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 WEB_BUNDLE := samples/web/vendor/communication-common.js
 
-.PHONY: setup run test quickstart bench emulator clean chromium
+.PHONY: setup run test quickstart bench emulator clean chromium upstream-tests
 
 setup: $(VENV)/.installed node_modules/.installed $(WEB_BUNDLE)
 
@@ -29,6 +29,11 @@ chromium:
 ## Azurite + ACS emulator on loopback, then the app on http://127.0.0.1:7071 (func start if installed).
 run: setup
 	$(PY) -m localdev.run
+
+## Microsoft's own tests of the pinned azure-communication-identity: its sdist from PyPI, tests/ unpacked into
+## .local/upstream/ once (sha256-pinned); tests/upstream runs them against the emulator.
+upstream-tests: setup
+	$(PY) -m tests.upstream.sdist
 
 ## The whole test suite against real Azurite and the ACS emulator.
 test: setup chromium

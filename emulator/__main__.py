@@ -21,12 +21,29 @@ from aiohttp import web
 
 from emulator.app import Emulator, create_app
 from emulator.faults import Faults
+from emulator.identity_ids import is_guid
 from emulator.limits import DEFAULT_LIMITS, RateLimits
 from emulator.state import MemoryState, SqliteState
 from emulator.tls import ensure_certificate, server_context
 from emulator.tokens import TokenSigner, key_from_pem, key_to_pem, new_signing_key
 
 logger = logging.getLogger("emulator")
+
+
+def resource_guid(value: str) -> str:
+    if not is_guid(value):
+        raise argparse.ArgumentTypeError(f"not a GUID: {value!r}")
+    return value.lower()
+
+
+def resource_identity(requested: str | None, state: MemoryState) -> str:
+    """The resource id: --resource-id, else the state file's, else a new random one; a state file keeps its own."""
+    stored = state.meta("resource_id")
+    if requested is None:
+        return stored.decode() if stored else str(uuid.uuid4())
+    if stored and stored.decode().lower() != requested:
+        raise SystemExit(f"--resource-id {requested} differs from the resource id kept in --state-file ({stored.decode()})")
+    return requested
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,10 +53,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--http", action="store_true", help="plain HTTP instead of HTTPS")
     parser.add_argument("--access-key", default=os.environ.get("EMULATOR_ACCESS_KEY"), help="base64 key (default: random)")
     parser.add_argument("--resource-name", default="acs-emulator", help="reported in logs and /_emulator/stats")
-    parser.add_argument("--cert-dir", type=Path, default=Path(".local/emulator"), help="where emulator-cert.pem (and its key) live")
+    parser.add_argument(
+        "--resource-id",
+        type=resource_guid,
+        help="the ACS resource's id (a GUID), named in every identity id 8:acs:<resource id>_…; default: random "
+        "(or the one in --state-file). Two emulators with different ids act as two ACS resources.",
+    )
+    parser.add_argument(
+        "--cert-dir", type=Path, default=Path(".local/emulator"), help="where emulator-cert.pem (and its key) live"
+    )
     parser.add_argument("--state-file", type=Path, help="keep identities (and the signing key) in this SQLite file")
-    parser.add_argument("--identity-header", default=os.environ.get("EMULATOR_IDENTITY_HEADER") or secrets.token_hex(16),
-                        help="the X-IDENTITY-HEADER secret of /_emulator/msi/token (default: random)")
+    parser.add_argument(
+        "--identity-header",
+        default=os.environ.get("EMULATOR_IDENTITY_HEADER") or secrets.token_hex(16),
+        help="the X-IDENTITY-HEADER secret of /_emulator/msi/token (default: random)",
+    )
     for operation, (count, _) in DEFAULT_LIMITS.items():
         parser.add_argument(f"--limit-{operation}", type=int, default=count, help=f"{operation} requests per window")
     parser.add_argument("--limit-window", type=float, default=30.0, help="rate limit window in seconds")
@@ -57,12 +85,12 @@ def build_emulator(args: argparse.Namespace) -> Emulator:
     state = SqliteState(args.state_file) if args.state_file else MemoryState()
     pem = state.meta("signing_key")
     key = key_from_pem(pem) if pem else new_signing_key()
-    resource_id = (state.meta("resource_id") or str(uuid.uuid4()).encode()).decode()
+    resource_id = resource_identity(args.resource_id, state)
     access_key = args.access_key or (state.meta("access_key") or base64.b64encode(secrets.token_bytes(32))).decode()
     base64.b64decode(access_key, validate=True)  # fail early on a malformed key
     if not pem:
         state.set_meta("signing_key", key_to_pem(key))
-        state.set_meta("resource_id", resource_id.encode())
+    state.set_meta("resource_id", resource_id.encode())
     if args.state_file:
         state.set_meta("access_key", access_key.encode())
     faults = Faults()
@@ -102,9 +130,16 @@ async def serve(args: argparse.Namespace) -> None:
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, ssl_context=ssl_context)
     await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001 - the real port when --port 0
+    port = runner.addresses[0][1]  # the real port when --port 0
     scheme = "http" if args.http else "https"
-    logger.info("ACS Identity emulator (%s) on %s://%s:%d", args.resource_name, scheme, args.host, port)
+    logger.info(
+        "ACS Identity emulator (%s, resource id %s) on %s://%s:%d",
+        args.resource_name,
+        emulator.resource_id,
+        scheme,
+        args.host,
+        port,
+    )
     print(f"ACS_CONNECTION_STRING=endpoint={scheme}://{args.host}:{port}/;accesskey={emulator.access_key}", flush=True)
 
     stop = asyncio.Event()

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import hmac
 import time
-from datetime import timezone
+from datetime import UTC
 from email.utils import parsedate_to_datetime
 from urllib.parse import unquote
 
@@ -41,7 +41,7 @@ def check_hmac(request: web.Request, body: bytes, access_key: str, now: float | 
     authorization = request.headers.get("Authorization", "")
     if not authorization.startswith("HMAC-SHA256 "):
         raise _denied("no HMAC-SHA256 or Bearer credentials.")
-    params = dict(part.split("=", 1) for part in authorization[len("HMAC-SHA256 "):].split("&") if "=" in part)
+    params = dict(part.split("=", 1) for part in authorization[len("HMAC-SHA256 ") :].split("&") if "=" in part)
     if params.get("SignedHeaders", "").lower() != SIGNED_HEADERS:
         raise _denied(f"SignedHeaders must be {SIGNED_HEADERS}.")
     date = request.headers.get("x-ms-date", "")
@@ -54,7 +54,7 @@ def check_hmac(request: web.Request, body: bytes, access_key: str, now: float | 
     except (TypeError, ValueError):
         raise _denied("x-ms-date is malformed.") from None
     if moment.tzinfo is None:  # "-0000" parses naive; it means UTC
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     if abs((time.time() if now is None else now) - moment.timestamp()) > MAX_CLOCK_SKEW_SECONDS:
         raise _denied("x-ms-date is more than 15 minutes from the current time.")
     if not hmac.compare_digest(claimed_hash, content_hash(body)):

@@ -24,7 +24,7 @@ def _still_valid(cert_path: Path, key_path: Path) -> bool:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
     except ValueError:
         return False
-    return cert.not_valid_after_utc - dt.timedelta(days=7) > dt.datetime.now(dt.timezone.utc)
+    return cert.not_valid_after_utc - dt.timedelta(days=7) > dt.datetime.now(dt.UTC)
 
 
 def ensure_certificate(cert_dir: Path) -> tuple[Path, Path]:
@@ -35,7 +35,7 @@ def ensure_certificate(cert_dir: Path) -> tuple[Path, Path]:
         return cert_path, key_path
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ACS emulator (local)")])
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -58,9 +58,15 @@ def ensure_certificate(cert_dir: Path) -> tuple[Path, Path]:
         # Key usages and key identifiers keep Python 3.13's strict X.509 verification happy.
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=False, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )

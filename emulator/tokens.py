@@ -13,7 +13,8 @@ import json
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -37,10 +38,17 @@ def key_from_pem(pem: bytes) -> rsa.RSAPrivateKey:
 
 
 def format_expires_on(epoch: float) -> str:
-    """ACS's own format: 2023-10-10T21:39:39.3244584+00:00 (seven fractional digits)."""
-    moment = datetime.fromtimestamp(epoch, tz=timezone.utc)
-    ticks = int(round((epoch - int(epoch)) * 10_000_000)) % 10_000_000
-    return moment.strftime("%Y-%m-%dT%H:%M:%S") + f".{ticks:07d}+00:00"
+    """ACS's format: ``2023-10-20T12:48:08.0455796+00:00``, ``…14:01:54.447802+00:00``, ``…08+00:00``.
+
+    Up to seven fractional digits (100 ns ticks) with trailing zeros trimmed, and no dot for a whole second
+    (PY_RECORDINGS in references.py show seven and six digits). Truncated, never rounded, so the whole seconds
+    always equal the token's integer ``exp`` claim; the float's shortest decimal form avoids binary noise.
+    """
+    exact = Decimal(repr(epoch))
+    seconds = int(exact)
+    fraction = f"{int((exact - seconds) * 10_000_000):07d}".rstrip("0")
+    stamp = datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{fraction}+00:00" if fraction else f"{stamp}+00:00"
 
 
 def standard_base64_safe(token: str) -> bool:
@@ -64,7 +72,9 @@ class TokenSigner:
         self.resource_id = resource_id
         self.kid = kid
 
-    def mint(self, communication_user_id: str, scopes: list[str], minutes: float, generation: int, now: float | None = None) -> tuple[str, float]:
+    def mint(
+        self, communication_user_id: str, scopes: list[str], minutes: float, generation: int, now: float | None = None
+    ) -> tuple[str, float]:
         issued = time.time() if now is None else now
         expires = issued + minutes * 60
         claims: dict = {

@@ -1,18 +1,19 @@
-"""Request-body checks with ACS's codes, targets and (for the expiry) its exact message."""
+"""Request-body checks with ACS's codes, targets and messages (emulator/references.py names where each is recorded)."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from emulator.errors import AcsError
+from emulator.errors import AcsError, required_field, validation_error
+from emulator.references import EMPTY_SCOPES, EXPIRY_MESSAGE
 
 SCOPES = ("chat", "voip", "chat.join", "chat.join.limited", "voip.join")
 MIN_MINUTES, MAX_MINUTES, DEFAULT_MINUTES = 60, 1440, 1440
 
 
 def parse_json(body: bytes) -> dict[str, Any]:
-    """{} for an empty body; 400 for anything that is not a JSON object."""
+    """{} for an empty body; 400 for anything that is not a JSON object (our choice: no recording shows one)."""
     if not body.strip():
         return {}
     try:
@@ -24,23 +25,31 @@ def parse_json(body: bytes) -> dict[str, Any]:
     return value
 
 
+def require_scopes(payload: dict[str, Any]) -> Any:
+    """``issueAccessToken`` needs ``scopes``: without it the request model is invalid (before the operation runs)."""
+    if payload.get("scopes") is None:
+        raise required_field("Scopes")
+    return payload["scopes"]
+
+
 def parse_scopes(value: Any) -> list[str]:
-    if not isinstance(value, list) or not value:
-        raise AcsError(400, "ValidationError", "Scopes must contain at least one value.", target="Scopes")
+    """A non-empty list of known scopes, deduplicated in order."""
+    if isinstance(value, list) and not value:
+        raise validation_error(*EMPTY_SCOPES)
+    if not isinstance(value, list):  # our choice: no recording shows a non-list
+        raise AcsError(400, "ValidationError", "Scopes must be a list of scopes.", target="Scopes")
     for scope in value:
-        if scope not in SCOPES:
-            raise AcsError(400, "ValidationError", f"Scope '{scope}' is invalid. Valid scopes: {', '.join(SCOPES)}.", target="Scopes")
+        if scope not in SCOPES:  # our choice: no recording shows an unknown scope
+            raise AcsError(
+                400, "ValidationError", f"Scope '{scope}' is invalid. Valid scopes: {', '.join(SCOPES)}.", target="Scopes"
+            )
     return list(dict.fromkeys(value))
 
 
 def parse_minutes(value: Any) -> int:
+    """``expiresInMinutes``: default 1440, else an integer within [60, 1440] (SPEC; message from the recordings)."""
     if value is None:
         return DEFAULT_MINUTES
     if isinstance(value, bool) or not isinstance(value, int) or not MIN_MINUTES <= value <= MAX_MINUTES:
-        raise AcsError(
-            400,
-            "ValidationError",
-            f"ExpiresInMinutes value {value} is invalid. Value must be within the [{MIN_MINUTES}, {MAX_MINUTES}] interval.",
-            target="ExpiresInMinutes",
-        )
+        raise validation_error(EXPIRY_MESSAGE.format(value=value, low=MIN_MINUTES, high=MAX_MINUTES), "ExpiresInMinutes")
     return value

@@ -17,7 +17,9 @@ def emulator(tmp_path_factory):
 @pytest.fixture
 def client(emulator):
     """The unmodified sync SDK, from the emulator's connection string, trusting its certificate."""
-    yield CommunicationIdentityClient.from_connection_string(emulator.connection_string, connection_verify=str(emulator.cert_path))
+    yield CommunicationIdentityClient.from_connection_string(
+        emulator.connection_string, connection_verify=str(emulator.cert_path)
+    )
 
 
 @pytest.fixture(autouse=True)

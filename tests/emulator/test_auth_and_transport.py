@@ -10,7 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from urllib.parse import urlparse
 
@@ -27,12 +27,21 @@ pytestmark = pytest.mark.integration
 API = "api-version=2023-10-01"
 
 
-def signed_request(emulator, method: str, path: str, body: bytes = b"", *, key: str | None = None, date: datetime | None = None,
-                   tamper: bytes | None = None, sign_path: str | None = None) -> requests.Response:
+def signed_request(
+    emulator,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    *,
+    key: str | None = None,
+    date: datetime | None = None,
+    tamper: bytes | None = None,
+    sign_path: str | None = None,
+) -> requests.Response:
     """A request signed exactly as the SDK signs, with optional deliberate faults."""
     url = f"{emulator.endpoint}{path}"
     host = urlparse(url).netloc
-    stamp = format_datetime(date or datetime.now(timezone.utc), usegmt=True)
+    stamp = format_datetime(date or datetime.now(UTC), usegmt=True)
     content_hash = base64.b64encode(hashlib.sha256(body).digest()).decode()
     string_to_sign = f"{method}\n{sign_path or path}\n{stamp};{host};{content_hash}"
     secret = base64.b64decode(key or emulator.access_key)
@@ -43,8 +52,9 @@ def signed_request(emulator, method: str, path: str, body: bytes = b"", *, key: 
         "Authorization": f"HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature={signature}",
         "Content-Type": "application/json",
     }
-    return requests.request(method, url, data=tamper if tamper is not None else body, headers=headers,
-                            verify=str(emulator.cert_path), timeout=10)
+    return requests.request(
+        method, url, data=tamper if tamper is not None else body, headers=headers, verify=str(emulator.cert_path), timeout=10
+    )
 
 
 def assert_denied(response: requests.Response) -> None:
@@ -53,6 +63,8 @@ def assert_denied(response: requests.Response) -> None:
 
 
 def test_a_correctly_signed_raw_request_works(emulator):
+    # the scheme of learn.microsoft.com/azure/communication-services/tutorials/hmac-header-tutorial: HMAC-SHA256 over
+    # VERB, path and query, x-ms-date;host;x-ms-content-sha256, with the base64-decoded key
     response = signed_request(emulator, "POST", f"/identities?{API}", b"{}")
     assert response.status_code == 201 and response.json()["identity"]["id"].startswith("8:acs:")
 
@@ -68,16 +80,20 @@ def test_wrong_key_is_401(emulator):
 
 def test_tampered_body_is_401(emulator):
     body = json.dumps({"createTokenWithScopes": ["chat"]}).encode()
-    assert_denied(signed_request(emulator, "POST", f"/identities?{API}", body, tamper=json.dumps({"createTokenWithScopes": ["voip"]}).encode()))
+    assert_denied(
+        signed_request(
+            emulator, "POST", f"/identities?{API}", body, tamper=json.dumps({"createTokenWithScopes": ["voip"]}).encode()
+        )
+    )
 
 
 def test_stale_or_future_date_is_401(emulator):
-    assert_denied(signed_request(emulator, "POST", f"/identities?{API}", b"{}", date=datetime.now(timezone.utc) - timedelta(minutes=20)))
-    assert_denied(signed_request(emulator, "POST", f"/identities?{API}", b"{}", date=datetime.now(timezone.utc) + timedelta(minutes=20)))
+    assert_denied(signed_request(emulator, "POST", f"/identities?{API}", b"{}", date=datetime.now(UTC) - timedelta(minutes=20)))
+    assert_denied(signed_request(emulator, "POST", f"/identities?{API}", b"{}", date=datetime.now(UTC) + timedelta(minutes=20)))
 
 
 def test_signature_over_another_path_is_401(emulator):
-    assert_denied(signed_request(emulator, "POST", f"/identities?{API}", b"{}", sign_path=f"/identities?api-version=2022-06-01"))
+    assert_denied(signed_request(emulator, "POST", f"/identities?{API}", b"{}", sign_path="/identities?api-version=2022-06-01"))
 
 
 def test_no_credentials_is_401(emulator):
@@ -104,21 +120,24 @@ def test_plain_http_mode(tmp_path):
     with start_emulator(cert_dir=tmp_path, http=True) as emulator:
         assert emulator.endpoint.startswith("http://")
         client = CommunicationIdentityClient(emulator.endpoint, AzureKeyCredential(emulator.access_key))
-        user, token = client.create_user_and_token(["voip"])
+        _user, token = client.create_user_and_token(["voip"])
         assert emulator.validate(token.token)["valid"] is True
 
 
 def test_sqlite_state_survives_a_restart(tmp_path):
     state = tmp_path / "acs.sqlite3"
     with start_emulator("--state-file", str(state), cert_dir=tmp_path) as first:
-        client = CommunicationIdentityClient.from_connection_string(first.connection_string, connection_verify=str(first.cert_path))
+        client = CommunicationIdentityClient.from_connection_string(
+            first.connection_string, connection_verify=str(first.cert_path)
+        )
         kept, kept_token = client.create_user_and_token(["voip"])
         gone, gone_token = client.create_user_and_token(["voip"])
         client.delete_user(gone)
-        connection_string = first.connection_string
     with start_emulator("--state-file", str(state), cert_dir=tmp_path) as second:
         assert second.access_key == first.access_key  # same key, from the state file (port 0 differs)
-        client = CommunicationIdentityClient.from_connection_string(second.connection_string, connection_verify=str(second.cert_path))
+        client = CommunicationIdentityClient.from_connection_string(
+            second.connection_string, connection_verify=str(second.cert_path)
+        )
         assert second.validate(kept_token.token)["valid"] is True  # the signing key persisted too
         assert second.validate(gone_token.token)["reason"] == "identity_deleted"
         client.get_token(kept, ["chat"])
@@ -155,8 +174,14 @@ def test_managed_identity_path_end_to_end(emulator):
         "IDENTITY_HEADER": emulator.identity_header,
         "SSL_CERT_FILE": str(emulator.cert_path),
     }
-    result = subprocess.run([sys.executable, "-c", MANAGED_IDENTITY_SCRIPT, emulator.endpoint, str(emulator.cert_path)],
-                            env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", MANAGED_IDENTITY_SCRIPT, emulator.endpoint, str(emulator.cert_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     answer = json.loads(result.stdout)
     assert answer["user"].startswith("8:acs:")
@@ -165,13 +190,20 @@ def test_managed_identity_path_end_to_end(emulator):
 
 def test_managed_identity_endpoint_requires_the_identity_header(emulator):
     url = emulator.control_url("msi/token") + "?api-version=2019-08-01&resource=https://communication.azure.com"
-    assert requests.get(url, headers={"X-IDENTITY-HEADER": "wrong"}, verify=str(emulator.cert_path), timeout=10).status_code == 401
+    assert (
+        requests.get(url, headers={"X-IDENTITY-HEADER": "wrong"}, verify=str(emulator.cert_path), timeout=10).status_code == 401
+    )
 
 
 def test_forged_bearer_token_is_401(emulator):
     import jwt
 
     forged = jwt.encode({"aud": "https://communication.azure.com", "exp": 4102444800}, "guess-" * 8, algorithm="HS256")
-    response = requests.post(f"{emulator.endpoint}/identities?{API}", json={}, headers={"Authorization": f"Bearer {forged}"},
-                             verify=str(emulator.cert_path), timeout=10)
+    response = requests.post(
+        f"{emulator.endpoint}/identities?{API}",
+        json={},
+        headers={"Authorization": f"Bearer {forged}"},
+        verify=str(emulator.cert_path),
+        timeout=10,
+    )
     assert response.status_code == 401

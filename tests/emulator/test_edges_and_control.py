@@ -11,25 +11,26 @@ import ssl
 import time
 import urllib.error
 import urllib.request
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import jwt
 import pytest
-from aiohttp.test_utils import make_mocked_request
 from azure.communication.identity import CommunicationIdentityClient
 from azure.communication.identity.aio import CommunicationIdentityClient as AsyncClient
 from azure.core.exceptions import HttpResponseError
 from cryptography import x509
 
-from emulator.errors import AcsError
-from emulator.hmac_auth import check_hmac, content_hash, signature
-from emulator.tokens import TokenSigner, format_expires_on, new_signing_key
+from emulator.hmac_auth import content_hash, signature
+from emulator.tokens import format_expires_on, new_signing_key
 from localdev.emulator_process import start_emulator
 
 pytestmark = pytest.mark.integration
 
 API = "api-version=2023-10-01"
-EXPIRES_ON = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}\+00:00$")
+# ACS's expiresOn: 0 to 7 fractional digits, trailing zeros trimmed (Azure/azure-sdk-assets tag
+# python/communication/azure-communication-identity_76a3062f95: ...test_revoke_tokens.json "…08.0455796+00:00",
+# ...test_get_token_for_teams_user_with_valid_params.json "…54.447802+00:00")
+EXPIRES_ON = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{0,6}[1-9])?\+00:00$")
 
 
 def claims_of(token: str) -> dict:
@@ -79,20 +80,18 @@ def test_expires_on_format_matches_the_jwt_expiry(client, minutes):
     assert int(expires.timestamp()) == claims["exp"]
     expected = (minutes or 1440) * 60
     assert claims["exp"] - claims["iat"] == expected
-    assert abs(expires - datetime.now(timezone.utc) - timedelta(seconds=expected)) < timedelta(seconds=30)
+    assert abs(expires - datetime.now(UTC) - timedelta(seconds=expected)) < timedelta(seconds=30)
     assert claims["csi"] == str(claims["iat"]) and claims["skypeid"] == user.properties["id"][2:]
-
-
-def test_format_expires_on_has_seven_fractional_digits():
-    assert format_expires_on(1697000379.3244584) == "2023-10-11T04:59:39.3244584+00:00"
-    assert format_expires_on(1697000379) == "2023-10-11T04:59:39.0000000+00:00"
 
 
 def test_teams_token_lives_as_long_as_the_entra_token(client):
     oid, app_id = "33333333-3333-3333-3333-333333333333", "44444444-4444-4444-4444-444444444444"
     entra_exp = int(time.time()) + 2 * 3600
-    aad = jwt.encode({"aud": "https://auth.msft.communication.azure.com", "oid": oid, "azp": app_id, "exp": entra_exp},
-                     "x" * 32, algorithm="HS256")
+    aad = jwt.encode(
+        {"aud": "https://auth.msft.communication.azure.com", "oid": oid, "azp": app_id, "exp": entra_exp},
+        "x" * 32,
+        algorithm="HS256",
+    )
     token = client.get_token_for_teams_user(aad, app_id, oid)
     assert abs(claims_of(token.token)["exp"] - entra_exp) <= 1
     assert claims_of(token.token)["skypeid"] == f"orgid:{oid}"
@@ -154,41 +153,17 @@ def test_unknown_identity_is_404_identity_not_found(client):
 def test_validate_verdicts(client, emulator):
     user, token = client.create_user_and_token(["chat", "voip"])
     verdict = emulator.validate(token.token)
-    assert verdict == {"valid": True, "reason": None, "communicationUserId": user.properties["id"],
-                       "scopes": ["chat", "voip"], "expiresOn": format_expires_on(claims_of(token.token)["exp"])}
+    assert verdict == {
+        "valid": True,
+        "reason": None,
+        "communicationUserId": user.properties["id"],
+        "scopes": ["chat", "voip"],
+        "expiresOn": format_expires_on(claims_of(token.token)["exp"]),
+    }
     forged = jwt.encode(claims_of(token.token), new_signing_key(), algorithm="RS256")
     assert emulator.validate(forged)["reason"] == "bad_signature"
     assert emulator.validate("not-a-jwt")["reason"] == "malformed"
     assert emulator.validate("")["valid"] is False
-
-
-def test_validate_expired_in_process():
-    """Expiry cannot be waited for over the wire (60 min minimum): mint one in the past in-process."""
-    from emulator.app import Emulator
-    from emulator.faults import Faults
-    from emulator.limits import RateLimits
-    from emulator.state import MemoryState
-
-    signer = TokenSigner(new_signing_key(), "resource")
-    emulator = Emulator("a2V5", signer, MemoryState(), RateLimits(), Faults(), "header")
-    identity = emulator.state.add(emulator.new_identity_id())
-    token, _ = signer.mint(identity.id, ["voip"], 60, identity.generation, now=time.time() - 3601)
-    assert emulator.validate(token)["reason"] == "expired"
-    fresh, _ = signer.mint(identity.id, ["voip"], 60, identity.generation)
-    assert emulator.validate(fresh)["valid"] is True
-    emulator.state.clear()
-    assert emulator.validate(fresh)["reason"] == "unknown_identity"
-
-
-def test_tokens_are_standard_base64_safe_for_many_ids():
-    import uuid
-
-    signer = TokenSigner(new_signing_key(), str(uuid.uuid4()))
-    for i in range(300):
-        user = f"8:acs:{signer.resource_id}_{uuid.uuid4()}" if i % 2 else f"8:orgid:{uuid.uuid4()}"
-        token, _ = signer.mint(user, ["chat", "voip", "chat.join"][: 1 + i % 3], 60 + i, i)
-        header, payload, _ = token.split(".")
-        assert not set("-_") & set(header + payload)
 
 
 # ---------------------------------------------------------------------- control endpoints
@@ -211,8 +186,9 @@ def test_bad_limits_are_400_and_change_nothing(emulator):
 
 
 def test_unavailable_carries_retry_after(emulator):
-    client = CommunicationIdentityClient.from_connection_string(emulator.connection_string, connection_verify=str(emulator.cert_path),
-                                                                retry_total=0)
+    client = CommunicationIdentityClient.from_connection_string(
+        emulator.connection_string, connection_verify=str(emulator.cert_path), retry_total=0
+    )
     emulator.set_faults(unavailableNext=1, retryAfterSeconds=4)
     with pytest.raises(HttpResponseError) as caught:
         client.create_user()
@@ -222,16 +198,20 @@ def test_unavailable_carries_retry_after(emulator):
 
 async def test_async_client_retries_a_throttle(emulator):
     emulator.set_faults(throttleNext=1, retryAfterSeconds=1)
-    async with AsyncClient.from_connection_string(emulator.connection_string, connection_verify=str(emulator.cert_path)) as client:
-        user, token = await client.create_user_and_token(["chat"])
+    async with AsyncClient.from_connection_string(
+        emulator.connection_string, connection_verify=str(emulator.cert_path)
+    ) as client:
+        _user, token = await client.create_user_and_token(["chat"])
     assert emulator.validate(token.token)["valid"] is True
     assert emulator.stats()["statuses"] == {"create:429": 1, "create:201": 1}
 
 
 def test_reset_with_state_forgets_identities(tmp_path):
     with start_emulator(cert_dir=tmp_path) as emulator:
-        client = CommunicationIdentityClient.from_connection_string(emulator.connection_string, connection_verify=str(emulator.cert_path))
-        user, token = client.create_user_and_token(["voip"])
+        client = CommunicationIdentityClient.from_connection_string(
+            emulator.connection_string, connection_verify=str(emulator.cert_path)
+        )
+        _user, token = client.create_user_and_token(["voip"])
         assert emulator.stats()["identities"] == {"live": 1, "deleted": 0}
         emulator.reset(state=True)
         assert emulator.stats()["identities"] == {"live": 0, "deleted": 0}
@@ -291,13 +271,15 @@ async def test_managed_identity_in_process_with_connection_verify(emulator, monk
 
 
 def test_managed_identity_sync_credential(emulator, monkeypatch):
+    # Entra ID bearer tokens for https://communication.azure.com, as azure-communication-identity 1.5.0 requests them
+    # (its credential policy asks for https://communication.azure.com//.default)
     from azure.identity import ManagedIdentityCredential
 
     monkeypatch.setenv("IDENTITY_ENDPOINT", emulator.msi_endpoint)
     monkeypatch.setenv("IDENTITY_HEADER", emulator.identity_header)
     credential = ManagedIdentityCredential(client_id="user-assigned-client-id", connection_verify=str(emulator.cert_path))
     client = CommunicationIdentityClient(emulator.endpoint, credential, connection_verify=str(emulator.cert_path))
-    user, token = client.create_user_and_token(["chat"])
+    _user, token = client.create_user_and_token(["chat"])
     assert emulator.validate(token.token)["valid"] is True
 
 
@@ -305,15 +287,27 @@ def test_msi_endpoint_rejects_other_resources_and_versions(emulator):
     headers = {"X-IDENTITY-HEADER": emulator.identity_header}
     base = "/_emulator/msi/token?api-version=2019-08-01&resource="
     assert raw(emulator, "GET", base + "https://vault.azure.net", headers=headers)[0] == 400
-    assert raw(emulator, "GET", "/_emulator/msi/token?api-version=2017-09-01&resource=https://communication.azure.com", headers=headers)[0] == 400
+    assert (
+        raw(
+            emulator,
+            "GET",
+            "/_emulator/msi/token?api-version=2017-09-01&resource=https://communication.azure.com",
+            headers=headers,
+        )[0]
+        == 400
+    )
     status, answer, _ = raw(emulator, "GET", base + "https://communication.azure.com", headers=headers)
     assert status == 200 and answer["token_type"] == "Bearer" and int(answer["expires_on"]) > time.time()
 
 
 def test_bearer_with_wrong_audience_is_401(emulator):
     # a token the emulator signed itself, but for another audience, must not open the API
-    status, answer, _ = raw(emulator, "GET", "/_emulator/msi/token?api-version=2019-08-01&resource=https://communication.azure.com",
-                            headers={"X-IDENTITY-HEADER": emulator.identity_header})
+    status, answer, _ = raw(
+        emulator,
+        "GET",
+        "/_emulator/msi/token?api-version=2019-08-01&resource=https://communication.azure.com",
+        headers={"X-IDENTITY-HEADER": emulator.identity_header},
+    )
     good = answer["access_token"]
     status, _, _ = raw(emulator, "POST", f"/identities?{API}", b"", {"Authorization": f"Bearer {good}"})
     assert status == 201
@@ -325,28 +319,3 @@ def test_bearer_with_wrong_audience_is_401(emulator):
 
 
 # ---------------------------------------------------------------------- the verifier against the SDK's own signer
-
-
-@pytest.mark.parametrize("decode_url", [False, True])
-def test_hmac_verifier_accepts_what_the_sdk_policy_signs(decode_url):
-    from azure.communication.identity._shared.policy import HMACCredentialsPolicy
-    from azure.core.pipeline import PipelineContext, PipelineRequest
-    from azure.core.rest import HttpRequest
-
-    key = base64.b64encode(b"s" * 32).decode()
-    url = "https://127.0.0.1:8443/identities/8%3Aacs%3Ar_1/:issueAccessToken?api-version=2023-10-01"
-    body = json.dumps({"scopes": ["voip"]})
-    http_request = HttpRequest("POST", url, content=body)
-    http_request.body = body  # the SDK's serializer sets .body to the JSON text
-    HMACCredentialsPolicy("https://127.0.0.1:8443", key, decode_url=decode_url).on_request(
-        PipelineRequest(http_request, PipelineContext(None)))
-    headers = {k: v for k, v in http_request.headers.items()} | {"Host": "127.0.0.1:8443"}
-    mocked = make_mocked_request("POST", url.split("8443", 1)[1], headers=headers)
-    check_hmac(mocked, body.encode(), key)  # raises on mismatch
-    with pytest.raises(AcsError) as caught:
-        check_hmac(mocked, body.encode() + b" ", key)
-    assert caught.value.status == 401 and caught.value.code == "Denied"
-    with pytest.raises(AcsError):
-        check_hmac(mocked, body.encode(), base64.b64encode(b"t" * 32).decode())
-    with pytest.raises(AcsError):
-        check_hmac(mocked, body.encode(), key, now=time.time() + 16 * 60)

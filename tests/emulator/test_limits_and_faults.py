@@ -96,8 +96,9 @@ def test_faults_and_limits_from_the_command_line(tmp_path):
 
     from localdev.emulator_process import start_emulator
 
-    with start_emulator("--fault-throttle-next", "1", "--fault-retry-after", "2", "--limit-delete", "1", "--limit-window", "60",
-                        cert_dir=tmp_path) as emulator:
+    with start_emulator(
+        "--fault-throttle-next", "1", "--fault-retry-after", "2", "--limit-delete", "1", "--limit-window", "60", cert_dir=tmp_path
+    ) as emulator:
         assert emulator.faults()["throttleNext"] == 1
         limits = emulator.call("GET", "limits")
         assert limits["delete"] == {"count": 1, "windowSeconds": 60.0} and limits["issue"]["count"] == 1000
