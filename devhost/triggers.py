@@ -80,10 +80,10 @@ async def run_queue(function: OtherFunction, connection: str, queue_name: str, s
 
 def start_background_triggers(
     table: FunctionTable, stop: asyncio.Event, env: Mapping[str, str] | None = None
-) -> list[asyncio.Task]:
+) -> list[asyncio.Task[None]]:
     """One task per timer and queue function; they end when ``stop`` is set."""
     env = os.environ if env is None else env
-    tasks = []
+    tasks: list[asyncio.Task[None]] = []
     for function in table.others.values():
         try:
             if function.trigger_type == "TimerTrigger":

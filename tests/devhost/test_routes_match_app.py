@@ -49,4 +49,3 @@ def test_openapi_paths_and_methods_match_the_routes(table):
         for method in (getattr(api, route.name, None) or getattr(revocation_api, route.name)).allowed_methods
     }
     assert documented == registered
-
