@@ -120,13 +120,15 @@ class InProcessApp:
     """``function_app``'s user functions, called with ``func.HttpRequest`` as the Python worker does."""
 
     def __init__(self) -> None:
-        import function_app
+        from function_app import create_app
+        from shared.composition import Services
 
-        # get_functions() may be called once per app object (a second call raises): cache it.
-        global _FUNCTIONS
-        if _FUNCTIONS is None:
-            _FUNCTIONS = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
-        self.functions = _FUNCTIONS
+        #: this app's own composition root (settings from the environment, as in the worker)
+        self.services = Services()
+        self.functions = {f.get_function_name(): f.get_user_function() for f in create_app(self.services).get_functions()}
+
+    async def close(self) -> None:
+        await self.services.close()
 
     async def call(self, name: str, method: str, path: str, user: str | None, body: Any = None) -> Any:
         import azure.functions as func
@@ -151,15 +153,9 @@ class InProcessApp:
         return response
 
 
-_FUNCTIONS: dict[str, Callable[..., Any]] | None = None
-
-
 def use_app_env(env: dict[str, str]) -> None:
-    """Point this process's settings at ``env`` (settings are cached per worker: clear them)."""
-    from shared import settings
-
+    """Point this process's app settings at ``env`` (before an InProcessApp is built)."""
     os.environ.update(env)
-    settings.clear_cache()
 
 
 # --------------------------------------------------------------------------- devhost subprocess

@@ -26,13 +26,13 @@ async def _run_levels(ctx: BenchContext, total: int, naive_total: int) -> dict[i
     from azure.communication.identity import CommunicationUserIdentifier
     from azure.communication.identity.aio import CommunicationIdentityClient
 
-    from shared.api import close_token_service, get_token_service
-    from shared.token_service import utc_now
+    from shared.adapters.acs import create_client
+    from shared.domain.clock import utc_now
 
     app = InProcessApp()
-    service = get_token_service()
-    client = service._acs._client  # noqa: SLF001 - the raw baseline uses the worker's own client
-    store = service._store  # noqa: SLF001
+    # The raw baseline: the SDK client built by the same factory, with the same options, as the app's.
+    client, _ = create_client(app.services.acs_settings, app.services.env)
+    store = app.services.identities()
     acs_id = CommunicationUserIdentifier((await client.create_user()).properties["id"])
     expiry = timedelta(minutes=60)
     users = [f"conc-user-{n}" for n in range(max(LEVELS))]
@@ -66,7 +66,8 @@ async def _run_levels(ctx: BenchContext, total: int, naive_total: int) -> dict[i
             "shipped": await measure(count, level, shipped),
             "naive": await measure(max(naive_total, level * 2), level, naive),
         }
-    await close_token_service()
+    await client.close()
+    await app.close()
     return results
 
 

@@ -31,11 +31,10 @@ def point(label, done):
     print("MEM=" + json.dumps({"label": label, "requests": done, "rss_kib": rss, "peak_kib": peak}), flush=True)
 
 async def main():
-    from shared.api import close_token_service, get_token_service
+    from shared.adapters.acs import create_client
     from azure.communication.identity import CommunicationUserIdentifier
     app = InProcessApp()
-    service = get_token_service()
-    client = service._acs._client
+    client, _ = create_client(app.services.acs_settings, app.services.env)
     acs_id = CommunicationUserIdentifier((await client.create_user()).properties["id"])
     expiry = timedelta(minutes=60)
     if mode == "shipped":
@@ -59,7 +58,8 @@ async def main():
     point("first", done)
     await run(last - done)
     point("last", done)
-    await close_token_service()
+    await client.close()
+    await app.close()
 
 asyncio.run(main())
 """

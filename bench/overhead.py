@@ -65,12 +65,12 @@ async def _interleaved(paths: dict[str, Any], per_round: int, rounds: int) -> di
 async def _in_process(ctx: BenchContext, per_round: int, rounds: int) -> tuple[dict[str, Sample], dict[str, float]]:
     from azure.communication.identity import CommunicationUserIdentifier
 
-    from shared.api import close_token_service, get_token_service
+    from shared.adapters.acs import create_client
 
     app = InProcessApp()
-    service = get_token_service()
-    client = service._acs._client  # noqa: SLF001 - the baseline is the same SDK client the function uses
-    store = service._store  # noqa: SLF001
+    # The raw baseline: the SDK client built by the same factory, with the same options, as the app's.
+    client, _ = create_client(app.services.acs_settings, app.services.env)
+    store = app.services.identities()
     await app.issue("overhead-user", BODY)  # cold: creates the identity, table, connections
     acs_id = CommunicationUserIdentifier(
         (await client.create_user()).properties["id"]
@@ -107,7 +107,8 @@ async def _in_process(ctx: BenchContext, per_round: int, rounds: int) -> tuple[d
         await app.refresh("overhead-user", BODY)
     refresh_acs = acs_ops(before, ctx.emulator_stats())
     refresh_store = dict(calls)
-    await close_token_service()
+    await client.close()
+    await app.close()
     costs = {
         "issue_acs": sum(issue_acs.values()) / n,
         "issue_store": sum(issue_store.values()) / n,
@@ -120,7 +121,7 @@ async def _in_process(ctx: BenchContext, per_round: int, rounds: int) -> tuple[d
 
 
 def _now():
-    from shared.token_service import utc_now
+    from shared.domain.clock import utc_now
 
     return utc_now()
 

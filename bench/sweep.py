@@ -27,12 +27,13 @@ from azure.data.tables.aio import TableClient
 
 from bench.common import BenchContext
 from bench.report import Table, verdict
-from shared import acs
-from shared.auth import Caller
-from shared.identity_store import IdentityStore, entity_keys
-from shared.revocation.ledger import REQUEST_PARTITION, RevocationLedger, request_row_key
-from shared.revocation.runtime import build_sweeper
-from shared.revocation.sweep import utc_now
+from shared.adapters.acs import AcsIdentityClient, create_client
+from shared.adapters.identity_map import TableIdentityMap, entity_keys
+from shared.adapters.ledger import REQUEST_PARTITION, TableRevocationLedger
+from shared.domain.caller import Caller
+from shared.domain.clock import utc_now
+from shared.domain.models import request_row_key
+from shared.domain.revocation.sweep import build_sweeper
 from shared.settings import load_acs_settings, load_revocation_settings, load_storage_settings
 
 CONCURRENCY = 16
@@ -120,16 +121,17 @@ async def _bounded(total: int, concurrency: int, one: Any) -> float:
 async def _sweep(ctx: BenchContext, seeded: Seeded, rate_per_30s: int) -> tuple[Any, float, float, int]:
     """One timer run over the seeded requests: (summary, seconds, peak RSS growth MiB, requests still pending)."""
     conn = ctx.azurite.connection_string
-    store = IdentityStore.from_settings(load_storage_settings({"AzureWebJobsStorage": conn, "IDENTITY_TABLE_NAME": seeded.identity_table}), {})
-    ledger = RevocationLedger(TableClient.from_connection_string(conn, seeded.ledger_table))
+    store = TableIdentityMap.from_settings(
+        load_storage_settings({"AzureWebJobsStorage": conn, "IDENTITY_TABLE_NAME": seeded.identity_table}), {}
+    )
+    ledger = TableRevocationLedger(TableClient.from_connection_string(conn, seeded.ledger_table))
     settings = dataclasses.replace(
         load_revocation_settings({}), rate_per_30s=rate_per_30s, concurrency=CONCURRENCY, time_budget_seconds=3600
     )
-    client, _ = acs.create_client(
+    service = AcsIdentityClient.from_settings(
         load_acs_settings({"ACS_CONNECTION_STRING": ctx.emulator.connection_string, "ACS_CA_BUNDLE": str(ctx.emulator.cert_path)}),
         {}, retry_total=0,
     )
-    service = acs.AcsIdentityService(client)
     sweeper = build_sweeper(service, store, ledger, None, settings, 1440)
     baseline_rss = _rss_mib()
     peak = [baseline_rss]
@@ -166,7 +168,7 @@ async def _run(ctx: BenchContext) -> list[Table]:
     from azure.communication.identity.aio import CommunicationIdentityClient
 
     # The raw baseline and the seeding use the SDK's default retries (a dropped keep-alive connection is retried).
-    raw_client, _ = acs.create_client(
+    raw_client, _ = create_client(
         load_acs_settings({"ACS_CONNECTION_STRING": ctx.emulator.connection_string, "ACS_CA_BUNDLE": str(ctx.emulator.cert_path)}),
         {}, retry_total=3,
     )

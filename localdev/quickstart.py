@@ -14,7 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from shared import acs, settings
+from shared.adapters.acs import AcsIdentityClient
+from shared.settings import load_acs_settings
 
 
 def redact_token(token: str) -> str:
@@ -24,8 +25,7 @@ def redact_token(token: str) -> str:
 
 
 async def run_quickstart() -> None:
-    service = acs.get_acs_service()
-    try:
+    async with AcsIdentityClient.from_settings(load_acs_settings(os.environ), os.environ) as service:
         print("Azure Communication Services - Access Tokens Quickstart")
         identity = await service.create_identity()
         print(f"\nCreated an identity: {identity}")
@@ -40,8 +40,6 @@ async def run_quickstart() -> None:
 
         await service.delete_identity(identity)
         print(f"\nDeleted the identity with ID: {identity}")
-    finally:
-        await acs.close_acs_service()
 
 
 def main() -> int:
@@ -54,7 +52,6 @@ def main() -> int:
         with start_emulator(cert_dir=Path(tmp)) as emulator:
             os.environ["ACS_CONNECTION_STRING"] = emulator.connection_string
             os.environ["ACS_CA_BUNDLE"] = str(emulator.cert_path)
-            settings.clear_cache()
             asyncio.run(run_quickstart())
     return 0
 

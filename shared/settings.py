@@ -1,31 +1,27 @@
-"""App settings, read from the environment once per worker and validated.
+"""App settings, parsed and validated into typed values.
 
 Azure Functions exposes app settings (and ``local.settings.json`` values when
 running locally) as environment variables. Each group is parsed by a pure
-function of a mapping so it can be unit-tested, and cached per process so a
+function of a mapping so it can be unit-tested; the composition root
+(:class:`shared.composition.Services`) parses each group once per worker, so a
 request never re-parses. Every error names the setting at fault.
 """
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 from urllib.parse import urlparse
 
-from shared.errors import SettingsError
-
-#: Scopes ACS accepts for Communication Services user tokens.
-ACS_SCOPES: frozenset[str] = frozenset({"chat", "voip", "chat.join", "chat.join.limited", "voip.join"})
-#: ACS accepts a custom token lifetime within this interval (minutes).
-ACS_MIN_EXPIRY_MINUTES = 60
-ACS_MAX_EXPIRY_MINUTES = 1440
+from shared.domain.errors import SettingsError
+from shared.domain.policy import ACS_MAX_EXPIRY_MINUTES, ACS_MIN_EXPIRY_MINUTES, ACS_SCOPES, TokenPolicy
+from shared.domain.revocation.sweep import RevocationSettings
 
 AuthMode = Literal["easyauth", "jwt", "dev"]
-AUTH_MODES: tuple[str, ...] = ("easyauth", "jwt", "dev")
+AUTH_MODES: tuple[AuthMode, ...] = ("easyauth", "jwt", "dev")
 
 
 @dataclass(frozen=True)
@@ -57,28 +53,6 @@ class StorageSettings:
 
 
 @dataclass(frozen=True)
-class RevocationSettings:
-    """How the revocation sweep works and how hard it may push ACS."""
-
-    table_name: str
-    queue_name: str
-    #: revocations (and, separately, deletions) per 30 s this app may spend; ACS allows 500 per resource
-    rate_per_30s: int
-    concurrency: int
-    #: a sweep stops claiming work after this many seconds, leaving the rest for the queue or the next run
-    time_budget_seconds: int
-    batch_size: int
-    #: revoke identities whose newest token is older than this (0 = off)
-    max_session_hours: int
-    #: delete identities with no token issued for this long (0 = off)
-    retention_days: int
-
-    @property
-    def rate_per_second(self) -> float:
-        return self.rate_per_30s / 30.0
-
-
-@dataclass(frozen=True)
 class AuthSettings:
     """How callers prove who they are."""
 
@@ -89,18 +63,6 @@ class AuthSettings:
     #: if non-empty, the caller needs one of these values in its roles or groups claims
     required_roles: frozenset[str]
     allow_dev_in_azure: bool
-
-
-@dataclass(frozen=True)
-class TokenPolicySettings:
-    """What a caller may ask for."""
-
-    allowed_scopes: frozenset[str]
-    default_scopes: tuple[str, ...]
-    default_expiry_minutes: int
-    max_expiry_minutes: int
-    #: tokens one user may get per minute (per worker); 0 disables the limit
-    per_user_per_minute: int
 
 
 # --------------------------------------------------------------------------- helpers
@@ -136,6 +98,12 @@ def _bool(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     if raw.lower() in ("0", "false", "no", "off"):
         return False
     raise SettingsError(name, f"must be true or false, got {raw!r}")
+
+
+def parse_key_values(text: str) -> dict[str, str]:
+    """``Key=value;Other=value`` (connection strings and the like) with lower-cased keys."""
+    pairs = (part.split("=", 1) for part in text.split(";") if "=" in part)
+    return {key.strip().lower(): value.strip() for key, value in pairs}
 
 
 def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
@@ -176,10 +144,7 @@ def load_acs_settings(env: Mapping[str, str]) -> AcsSettings:
     connection_string = _get(env, "ACS_CONNECTION_STRING")
     endpoint = _url(env, "ACS_ENDPOINT")
     if connection_string is not None:
-        parts = dict(
-            part.split("=", 1) for part in connection_string.split(";") if "=" in part
-        )
-        lowered = {k.strip().lower(): v.strip() for k, v in parts.items()}
+        lowered = parse_key_values(connection_string)
         if not lowered.get("endpoint") or not lowered.get("accesskey"):
             raise SettingsError(
                 "ACS_CONNECTION_STRING", "must look like endpoint=https://<resource>.communication.azure.com/;accesskey=<key>"
@@ -245,9 +210,10 @@ def load_revocation_settings(env: Mapping[str, str]) -> RevocationSettings:
 
 
 def load_auth_settings(env: Mapping[str, str]) -> AuthSettings:
-    mode = (_get(env, "AUTH_MODE") or "").lower()
-    if mode not in AUTH_MODES:
-        raise SettingsError("AUTH_MODE", f"must be one of {', '.join(AUTH_MODES)} (got {mode or 'nothing'})")
+    raw_mode = (_get(env, "AUTH_MODE") or "").lower()
+    if raw_mode not in AUTH_MODES:
+        raise SettingsError("AUTH_MODE", f"must be one of {', '.join(AUTH_MODES)} (got {raw_mode or 'nothing'})")
+    mode = cast("AuthMode", raw_mode)
     issuer = _url(env, "AUTH_ISSUER")
     audiences = _csv(env, "AUTH_AUDIENCE")
     jwks_url = _url(env, "AUTH_JWKS_URL")
@@ -264,7 +230,7 @@ def load_auth_settings(env: Mapping[str, str]) -> AuthSettings:
             "(set AUTH_DEV_ALLOW_IN_AZURE=true only for a throwaway test deployment)",
         )
     return AuthSettings(
-        mode=mode,  # type: ignore[arg-type]
+        mode=mode,
         issuer=issuer,
         audiences=audiences,
         jwks_url=jwks_url,
@@ -273,7 +239,7 @@ def load_auth_settings(env: Mapping[str, str]) -> AuthSettings:
     )
 
 
-def load_token_policy(env: Mapping[str, str]) -> TokenPolicySettings:
+def load_token_policy(env: Mapping[str, str]) -> TokenPolicy:
     allowed = _csv(env, "TOKEN_ALLOWED_SCOPES") or ("chat", "voip")
     unknown = [s for s in allowed if s not in ACS_SCOPES]
     if unknown:
@@ -284,7 +250,7 @@ def load_token_policy(env: Mapping[str, str]) -> TokenPolicySettings:
         raise SettingsError("TOKEN_DEFAULT_SCOPES", f"has scopes outside TOKEN_ALLOWED_SCOPES: {outside}")
     max_expiry = _int(env, "TOKEN_MAX_EXPIRY_MINUTES", ACS_MAX_EXPIRY_MINUTES, ACS_MIN_EXPIRY_MINUTES, ACS_MAX_EXPIRY_MINUTES)
     default_expiry = _int(env, "TOKEN_DEFAULT_EXPIRY_MINUTES", min(1440, max_expiry), ACS_MIN_EXPIRY_MINUTES, max_expiry)
-    return TokenPolicySettings(
+    return TokenPolicy(
         allowed_scopes=frozenset(allowed),
         default_scopes=defaults,
         default_expiry_minutes=default_expiry,
@@ -296,37 +262,3 @@ def load_token_policy(env: Mapping[str, str]) -> TokenPolicySettings:
 def running_in_azure(env: Mapping[str, str]) -> bool:
     """The Functions/App Service platform sets WEBSITE_INSTANCE_ID on every instance."""
     return bool(_get(env, "WEBSITE_INSTANCE_ID"))
-
-
-# --------------------------------------------------------------------------- cached accessors
-
-
-@functools.cache
-def acs_settings() -> AcsSettings:
-    return load_acs_settings(os.environ)
-
-
-@functools.cache
-def storage_settings() -> StorageSettings:
-    return load_storage_settings(os.environ)
-
-
-@functools.cache
-def revocation_settings() -> RevocationSettings:
-    return load_revocation_settings(os.environ)
-
-
-@functools.cache
-def auth_settings() -> AuthSettings:
-    return load_auth_settings(os.environ)
-
-
-@functools.cache
-def token_policy() -> TokenPolicySettings:
-    return load_token_policy(os.environ)
-
-
-def clear_cache() -> None:
-    """Forget parsed settings (tests change the environment between cases)."""
-    for accessor in (acs_settings, storage_settings, revocation_settings, auth_settings, token_policy):
-        accessor.cache_clear()

@@ -22,6 +22,8 @@ from azure.core.exceptions import ClientAuthenticationError
 
 from localdev.emulator_process import start_emulator
 
+pytestmark = pytest.mark.integration
+
 API = "api-version=2023-10-01"
 
 

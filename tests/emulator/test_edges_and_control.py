@@ -26,6 +26,8 @@ from emulator.hmac_auth import check_hmac, content_hash, signature
 from emulator.tokens import TokenSigner, format_expires_on, new_signing_key
 from localdev.emulator_process import start_emulator
 
+pytestmark = pytest.mark.integration
+
 API = "api-version=2023-10-01"
 EXPIRES_ON = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{7}\+00:00$")
 

@@ -6,6 +6,8 @@ import pytest
 from azure.communication.identity import CommunicationIdentityClient
 from azure.core.exceptions import HttpResponseError
 
+pytestmark = pytest.mark.integration
+
 
 def test_one_throttle_with_retry_after_is_retried_by_the_sdk(client, emulator):
     user = client.create_user()

@@ -13,6 +13,8 @@ from azure.communication.identity import CommunicationUserIdentifier
 from azure.communication.identity.aio import CommunicationIdentityClient as AsyncClient
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
+pytestmark = pytest.mark.integration
+
 
 def standard_b64_payload(token: str) -> dict:
     """Decode the payload the way CommunicationTokenCredential does: standard (non-URL-safe) base64."""

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 

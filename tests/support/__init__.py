@@ -1,0 +1,8 @@
+"""What tests share: stand-in fixtures, app processes, fakes, issuers, paths. Never import from a ``conftest``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+#: The repository's root (where function_app.py is).
+REPO_ROOT = Path(__file__).resolve().parents[2]

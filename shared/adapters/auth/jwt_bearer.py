@@ -1,0 +1,92 @@
+"""AUTH_MODE=jwt: OpenID Connect bearer tokens (Entra ID, Entra External ID/B2C, any OIDC issuer)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jwt
+
+from shared.adapters.auth.headers import header
+from shared.adapters.lifecycle import AsyncClosable
+from shared.domain.caller import Caller, require_roles
+from shared.adapters.auth.jwks import JwksCache
+from shared.domain.errors import UnauthenticatedError
+from shared.settings import AuthSettings
+
+#: Asymmetric algorithms only: never "none", never HS* (a public key must not become an HMAC secret).
+ALLOWED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512")
+LEEWAY_SECONDS = 60
+REALM = 'Bearer realm="acs-token-service"'
+
+
+def invalid_token(reason: str) -> UnauthenticatedError:
+    return UnauthenticatedError(
+        f"The bearer token is invalid: {reason}.",
+        www_authenticate=f'Bearer error="invalid_token", error_description="{reason}"',
+    )
+
+
+class JwtBearerAuthenticator(AsyncClosable):
+    def __init__(self, settings: AuthSettings) -> None:
+        assert settings.issuer is not None
+        self._issuer = settings.issuer
+        self._audiences = list(settings.audiences)
+        self._required_roles = settings.required_roles
+        self.jwks = JwksCache(settings.issuer, settings.jwks_url)
+
+    async def authenticate(self, headers: Mapping[str, str]) -> Caller:
+        scheme, _, token = (header(headers, "Authorization") or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise UnauthenticatedError("Send Authorization: Bearer <access token>.", www_authenticate=REALM)
+        claims = await self._verify(token.strip())
+        user_id = claims.get("oid") or claims.get("sub")
+        if not isinstance(user_id, str) or not user_id:
+            raise invalid_token("no oid or sub claim")
+        roles = {r for name in ("roles", "groups") for r in _strings(claims.get(name))}
+        return require_roles(Caller(self._issuer, user_id, frozenset(roles)), self._required_roles)
+
+    async def _verify(self, token: str) -> dict[str, Any]:
+        try:
+            unverified = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise invalid_token("malformed token") from None
+        algorithm = unverified.get("alg")
+        if algorithm not in ALLOWED_ALGORITHMS:
+            raise invalid_token("signing algorithm not allowed")
+        key = await self.jwks.key_for(unverified.get("kid"))
+        if key is None:
+            raise invalid_token("unknown signing key")
+        if getattr(key, "key_type", None) != ("EC" if algorithm.startswith("ES") else "RSA"):
+            raise invalid_token("signing key does not fit the algorithm")  # e.g. ES256 named with an RSA key's kid
+        try:
+            claims = jwt.decode(
+                token,
+                key=key.key,
+                algorithms=[algorithm],
+                audience=self._audiences,
+                leeway=LEEWAY_SECONDS,
+                options={"require": ["exp", "iss", "aud"], "verify_iss": False},
+            )
+        except jwt.ExpiredSignatureError:
+            raise invalid_token("token expired") from None
+        except jwt.ImmatureSignatureError:
+            raise invalid_token("token not yet valid") from None
+        except jwt.InvalidAudienceError:
+            raise invalid_token("wrong audience") from None
+        except (jwt.PyJWTError, TypeError, ValueError):  # PyJWT raises TypeError for a key of the wrong kind
+            raise invalid_token("signature or claims rejected") from None
+        if str(claims.get("iss", "")).rstrip("/") != self._issuer.rstrip("/"):
+            raise invalid_token("wrong issuer")
+        return claims
+
+    async def close(self) -> None:
+        await self.jwks.close()
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [v for v in value if isinstance(v, str)]
+    return []

@@ -1,0 +1,182 @@
+"""The identity map in Azure Table storage: one ACS identity per app user, durable.
+
+A user keeps the same ``communicationUserId`` across sessions and devices
+(chat threads depend on it), so the mapping must outlive any worker.
+
+Entity design (table ``IDENTITY_TABLE_NAME``):
+
+* ``RowKey`` = SHA-256 hex of the user key (provider + user id). Table keys
+  forbid ``/ \\ # ?`` and control characters, and hashing keeps raw user ids out
+  of keys. ``PartitionKey`` = its first two hex digits: 256 partitions spread
+  load, and every lookup is one point read.
+* ``UserKey`` (the raw key, for support and erasure), ``AcsUserId``,
+  ``CreatedAt``, ``LastIssuedAt``, ``LastRevokedAt`` (UTC ``Edm.DateTime``).
+
+The revocation sweep reads the table once per run with a server-side filter on
+``LastIssuedAt`` (identities that may hold live tokens), each row once, page by
+page; nothing else needs a scan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
+
+from shared.adapters.lifecycle import AsyncClosable
+from shared.adapters.storage import CreateOnce, table_client, unavailable
+from shared.domain.caller import user_digest
+from shared.domain.clock import as_utc
+from shared.domain.models import IdentityConflict, IdentityRecord
+from shared.settings import StorageSettings
+
+_WHAT = "identity"
+
+
+def entity_keys(user_key: str) -> tuple[str, str]:
+    """(PartitionKey, RowKey) for a user key."""
+    return keys_for_row(user_digest(user_key))
+
+
+def keys_for_row(row_key: str) -> tuple[str, str]:
+    """(PartitionKey, RowKey) from a RowKey (the partition is its first two hex digits)."""
+    return row_key[:2], row_key
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else as_utc(value)
+
+
+def _record(entity: Mapping[str, Any]) -> IdentityRecord:
+    return IdentityRecord(
+        user_key=entity["UserKey"],
+        acs_user_id=entity["AcsUserId"],
+        created_at=as_utc(entity["CreatedAt"]),
+        last_issued_at=_optional_utc(entity.get("LastIssuedAt")),
+        last_revoked_at=_optional_utc(entity.get("LastRevokedAt")),
+        etag=getattr(entity, "metadata", {}).get("etag"),
+    )
+
+
+class TableIdentityMap(AsyncClosable):
+    """:class:`shared.domain.ports.IdentityMap` on one Azure Table."""
+
+    def __init__(self, table: TableClient, credential: AsyncTokenCredential | None = None) -> None:
+        self._table = table
+        self._credential = credential
+        self._created = CreateOnce(table.create_table)
+
+    @classmethod
+    def from_settings(cls, settings: StorageSettings, env: Mapping[str, str]) -> TableIdentityMap:
+        return cls(*table_client(settings, settings.table_name, env))
+
+    async def get(self, user_key: str) -> IdentityRecord | None:
+        return await self._get_entity(*entity_keys(user_key))
+
+    async def get_by_row_key(self, row_key: str) -> IdentityRecord | None:
+        """The record for a RowKey (what the revocation sweep passes around instead of user ids)."""
+        if len(row_key) != 64 or any(c not in "0123456789abcdef" for c in row_key):
+            return None
+        return await self._get_entity(*keys_for_row(row_key))
+
+    async def _get_entity(self, partition: str, row: str) -> IdentityRecord | None:
+        try:
+            await self._created.ensure()
+            entity = await self._table.get_entity(partition, row)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return _record(entity)
+
+    async def insert(self, user_key: str, acs_user_id: str, now: datetime) -> IdentityRecord:
+        """Create-if-absent; IdentityConflict carries the winner's record when we lost a race."""
+        partition, row = entity_keys(user_key)
+        entity = {
+            "PartitionKey": partition,
+            "RowKey": row,
+            "UserKey": user_key,
+            "AcsUserId": acs_user_id,
+            "CreatedAt": now,
+            "LastIssuedAt": now,
+        }
+        try:
+            await self._created.ensure()
+            await self._table.create_entity(entity)
+        except ResourceExistsError:
+            existing = await self.get(user_key)
+            if existing is None:  # deleted between our insert and read: try once more
+                return await self.insert(user_key, acs_user_id, now)
+            raise IdentityConflict(existing) from None
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return IdentityRecord(user_key, acs_user_id, now, now, None)
+
+    async def _merge(self, user_key: str, fields: dict[str, Any]) -> None:
+        partition, row = entity_keys(user_key)
+        try:
+            await self._created.ensure()
+            await self._table.update_entity(
+                {"PartitionKey": partition, "RowKey": row, **fields},
+                mode=UpdateMode.MERGE,  # sends If-Match: *, so a deleted entity is not re-created
+            )
+        except ResourceNotFoundError:
+            pass  # deleted meanwhile: nothing to record
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+
+    async def record_issued(self, user_key: str, when: datetime) -> None:
+        """One merge write, no read."""
+        await self._merge(user_key, {"LastIssuedAt": when})
+
+    async def record_revoked(self, user_key: str, when: datetime) -> None:
+        await self._merge(user_key, {"LastRevokedAt": when})
+
+    async def delete(self, user_key: str, *, etag: str | None = None) -> bool:
+        """One round trip; idempotent (the SDK treats a missing entity as deleted).
+
+        With ``etag``, delete only if the entity is unchanged since it was read; False if it changed.
+        """
+        partition, row = entity_keys(user_key)
+        conditions: dict[str, Any] = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            await self._created.ensure()
+            await self._table.delete_entity(partition, row, **conditions)
+        except ResourceModifiedError:
+            return False
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return True
+
+    async def iter_records(
+        self, *, issued_since: datetime | None = None, issued_before: datetime | None = None, page_size: int = 1000
+    ) -> AsyncIterator[IdentityRecord]:
+        """One pass over the table (server-side filter on LastIssuedAt), each row once, page by page."""
+        clauses, parameters = [], {}
+        if issued_since is not None:
+            clauses.append("LastIssuedAt ge @since")
+            parameters["since"] = issued_since
+        if issued_before is not None:
+            clauses.append("LastIssuedAt lt @before")
+            parameters["before"] = issued_before
+        try:
+            await self._created.ensure()
+            if not clauses:
+                pages = self._table.list_entities(results_per_page=page_size)
+            else:
+                pages = self._table.query_entities(" and ".join(clauses), parameters=parameters, results_per_page=page_size)
+            async for entity in pages:
+                yield _record(entity)
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+
+    async def close(self) -> None:
+        await self._table.close()
+        if self._credential is not None:
+            await self._credential.close()

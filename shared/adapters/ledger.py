@@ -1,0 +1,208 @@
+"""Durable revocation requests and the sweep's status, in one Azure Table.
+
+A request is written before anything else happens (by an operator through
+``POST /api/ops/revocations``, or by the app when a user revokes or deletes), and
+removed only after ACS confirmed the work. Entity design (``REVOCATION_TABLE_NAME``):
+
+* requests: ``PartitionKey='request'``, ``RowKey='<action>-<sha256 of the user key>'``, so a
+  repeated request for the same user merges into the pending one. ``NotBefore`` is
+  when the request may next be claimed (a lease while a queue batch owns it, or a
+  back-off after a transient failure).
+* status: ``PartitionKey='status'``: the last timer run's and the last batch's summary,
+  and the fan-out checkpoint (until when queue batches own the policy work).
+
+Completing is conditional on the ETag read before the ACS call: if a new request
+for the same user arrived meanwhile, the row stays and is processed again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+from azure.data.tables.aio import TableClient
+
+from shared.adapters.lifecycle import AsyncClosable
+from shared.adapters.storage import CreateOnce, table_client, unavailable
+from shared.domain.clock import as_utc
+from shared.domain.models import Action, RevocationRequest, request_row_key
+from shared.settings import StorageSettings
+
+REQUEST_PARTITION = "request"
+STATUS_PARTITION = "status"
+_WHAT = "revocation"
+
+
+def _request(entity: Mapping[str, Any]) -> RevocationRequest:
+    return RevocationRequest(
+        row_key=entity["RowKey"],
+        action=entity["Action"],
+        user_key=entity["UserKey"],
+        acs_user_id=entity.get("AcsUserId") or None,
+        reason=entity.get("Reason", ""),
+        source=entity.get("Source", ""),
+        requested_at=as_utc(entity["RequestedAt"]),
+        not_before=as_utc(entity["NotBefore"]),
+        attempts=int(entity.get("Attempts", 0)),
+        etag=getattr(entity, "metadata", {}).get("etag"),
+    )
+
+
+class TableRevocationLedger(AsyncClosable):
+    """:class:`shared.domain.ports.RevocationLedger` on one Azure Table."""
+
+    def __init__(self, table: TableClient, credential: AsyncTokenCredential | None = None) -> None:
+        self._table = table
+        self._credential = credential
+        self._created = CreateOnce(table.create_table)
+
+    @classmethod
+    def from_settings(cls, settings: StorageSettings, table_name: str, env: Mapping[str, str]) -> TableRevocationLedger:
+        return cls(*table_client(settings, table_name, env))
+
+    # ------------------------------------------------------------------ requests
+
+    async def record(
+        self, action: Action, user_key: str, *, reason: str, source: str, now: datetime, acs_user_id: str | None = None
+    ) -> RevocationRequest:
+        """Upsert (merge) a pending request; a repeat request for the same user resets its back-off."""
+        row_key = request_row_key(action, user_key)
+        entity: dict[str, Any] = {
+            "PartitionKey": REQUEST_PARTITION,
+            "RowKey": row_key,
+            "Action": action,
+            "UserKey": user_key,
+            "Reason": reason[:200],
+            "Source": source,
+            "RequestedAt": now,
+            "NotBefore": now,
+        }
+        if acs_user_id:
+            entity["AcsUserId"] = acs_user_id
+        try:
+            await self._created.ensure()
+            metadata = await self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return RevocationRequest(
+            row_key=row_key, action=action, user_key=user_key, acs_user_id=acs_user_id, reason=reason[:200], source=source,
+            requested_at=now, not_before=now, attempts=0, etag=(metadata or {}).get("etag"),
+        )
+
+    async def get(self, row_key: str) -> RevocationRequest | None:
+        try:
+            await self._created.ensure()
+            entity = await self._table.get_entity(REQUEST_PARTITION, row_key)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return _request(entity)
+
+    async def complete(self, request: RevocationRequest) -> bool:
+        """Remove a request ACS has confirmed; False if it changed meanwhile (it stays pending)."""
+        conditions: dict[str, Any] = {}
+        if request.etag:
+            conditions = {"etag": request.etag, "match_condition": MatchConditions.IfNotModified}
+        try:
+            await self._table.delete_entity(REQUEST_PARTITION, request.row_key, **conditions)
+        except ResourceModifiedError:
+            return False
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return True
+
+    async def postpone(self, request: RevocationRequest, until: datetime, error_code: str | None = None) -> None:
+        """Push ``NotBefore`` out (a lease or a back-off); a no-op if the request is gone or changed."""
+        fields: dict[str, Any] = {"PartitionKey": REQUEST_PARTITION, "RowKey": request.row_key, "NotBefore": until}
+        if error_code is not None:
+            fields["Attempts"] = request.attempts + 1
+            fields["LastError"] = error_code
+        try:
+            await self._table.update_entity(
+                fields, mode=UpdateMode.MERGE, etag=request.etag or "*",
+                match_condition=MatchConditions.IfNotModified if request.etag else MatchConditions.Unconditionally,
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            pass
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+
+    async def lease(self, row_keys: Sequence[str], until: datetime) -> None:
+        """Mark requests as owned by a queue batch until ``until`` (unconditional merge, If-Match *)."""
+        for row_key in row_keys:
+            try:
+                await self._table.update_entity(
+                    {"PartitionKey": REQUEST_PARTITION, "RowKey": row_key, "NotBefore": until}, mode=UpdateMode.MERGE
+                )
+            except ResourceNotFoundError:
+                pass
+            except AzureError as error:
+                raise unavailable(error, _WHAT) from None
+
+    async def due(self, now: datetime, page_size: int = 500) -> AsyncIterator[RevocationRequest]:
+        """Pending requests whose ``NotBefore`` has passed, oldest pages first, streamed."""
+        try:
+            await self._created.ensure()
+            pages = self._table.query_entities(
+                "PartitionKey eq @pk and NotBefore le @now", parameters={"pk": REQUEST_PARTITION, "now": now},
+                results_per_page=page_size,
+            )
+            async for entity in pages:
+                yield _request(entity)
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+
+    async def count_pending(self, cap: int = 10_000) -> tuple[int, bool]:
+        """(pending requests, whether the count hit ``cap``), reading keys only."""
+        count = 0
+        try:
+            await self._created.ensure()
+            pages = self._table.query_entities(
+                "PartitionKey eq @pk", parameters={"pk": REQUEST_PARTITION}, select=["RowKey"], results_per_page=1000
+            )
+            async for _ in pages:
+                count += 1
+                if count >= cap:
+                    return count, True
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return count, False
+
+    # ------------------------------------------------------------------ status and checkpoint
+
+    async def save_status(self, name: str, document: Mapping[str, Any]) -> None:
+        try:
+            await self._created.ensure()
+            await self._table.upsert_entity(
+                {"PartitionKey": STATUS_PARTITION, "RowKey": name, "Json": json.dumps(document, separators=(",", ":"))},
+                mode=UpdateMode.REPLACE,
+            )
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+
+    async def load_status(self, name: str) -> dict[str, Any] | None:
+        try:
+            await self._created.ensure()
+            entity = await self._table.get_entity(STATUS_PARTITION, name)
+        except ResourceNotFoundError:
+            return None
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        try:
+            value = json.loads(entity.get("Json") or "null")
+        except ValueError:
+            return None
+        return value if isinstance(value, dict) else None
+
+    async def close(self) -> None:
+        await self._table.close()
+        if self._credential is not None:
+            await self._credential.close()
+

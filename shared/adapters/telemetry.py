@@ -1,0 +1,122 @@
+"""Application Insights export of the app's own logs and traces, only when configured.
+
+Why it is shaped like this:
+
+- Cold start matters on Flex Consumption: ``azure.monitor.opentelemetry`` pulls in the
+  OpenTelemetry SDK and instrumentations (hundreds of milliseconds). It is imported inside
+  ``configure_telemetry`` and only when ``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set, so
+  local runs and tests pay nothing.
+- ``configure_azure_monitor`` installs global providers; calling it twice duplicates every
+  exported item. ``configure_telemetry`` does it once per process, under a lock.
+- Only the app's loggers (``shared.*``) are exported, not the Azure SDK's chatty ones.
+- ``record_request`` exports numbers and a vetted operation name, never free text: a
+  token, key or header value cannot reach Application Insights through it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+from collections.abc import Mapping
+
+from shared.settings import parse_key_values
+
+#: Parent of every logger this app uses (shared.http, shared.acs, ...): what gets exported.
+APP_LOGGER_NAME = "shared"
+CONNECTION_STRING_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+#: Set by the infra ("ClientId=<uami client id>;Authorization=AAD") when the Application
+#: Insights resource only accepts Entra-authenticated telemetry.
+AUTHENTICATION_STRING_SETTING = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
+
+#: Function names look like this (issue_token, health); anything else is not exported verbatim.
+_OPERATION_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+_UNKNOWN_OPERATION = "unknown"
+
+_logger = logging.getLogger(f"{APP_LOGGER_NAME}.telemetry")
+_lock = threading.Lock()
+_configured = False
+
+
+def configure_telemetry(env: Mapping[str, str] = os.environ) -> bool:
+    """Start exporting to Application Insights if it is configured; True when exporting.
+
+    Idempotent and cheap to call from every cold start: without the connection string it
+    returns False at once and imports nothing.
+    """
+    global _configured
+    connection_string = (env.get(CONNECTION_STRING_SETTING) or "").strip()
+    if not connection_string:
+        return False
+    with _lock:
+        if _configured:
+            return True
+        # Lazy import: the heavy part, paid only by deployments that export telemetry.
+        from azure.monitor.opentelemetry import configure_azure_monitor
+
+        options: dict[str, object] = {"connection_string": connection_string, "logger_name": APP_LOGGER_NAME}
+        credential = _entra_credential(env)
+        if credential is not None:
+            options["credential"] = credential
+        configure_azure_monitor(**options)
+        app_logger = logging.getLogger(APP_LOGGER_NAME)
+        if app_logger.level == logging.NOTSET:
+            # The per-request line is INFO; without this a WARNING root level would drop it.
+            app_logger.setLevel(logging.INFO)
+        _configured = True
+        return True
+
+
+def is_configured() -> bool:
+    """True once this process exports telemetry."""
+    return _configured
+
+
+def record_request(operation: str, status: int, latency_ms: float) -> None:
+    """Attach operation, status and latency to the current span and log them as customDimensions.
+
+    Does nothing unless telemetry is configured (the HTTP wrapper already logs one line
+    locally). Only the values' vetted forms are exported; see ``_safe_operation``.
+    """
+    if not _configured:
+        return
+    dimensions = {
+        "operation": _safe_operation(operation),
+        "status": int(status),
+        "latency_ms": round(float(latency_ms), 1),
+    }
+    from opentelemetry import trace  # already imported by configure_telemetry: no extra cost
+
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attributes({f"app.{key}": value for key, value in dimensions.items()})
+    # Log record attributes ("extra") become customDimensions in Application Insights.
+    _logger.info(
+        "request operation=%s status=%d latency_ms=%.1f",
+        dimensions["operation"],
+        dimensions["status"],
+        dimensions["latency_ms"],
+        extra=dimensions,
+    )
+
+
+def _safe_operation(operation: str) -> str:
+    """The operation name if it looks like a function name, else a placeholder (never echoed)."""
+    if isinstance(operation, str) and _OPERATION_PATTERN.fullmatch(operation):
+        return operation
+    return _UNKNOWN_OPERATION
+
+
+def _entra_credential(env: Mapping[str, str]) -> object | None:
+    """A managed identity credential when the authentication string asks for Entra (AAD) auth."""
+    raw = (env.get(AUTHENTICATION_STRING_SETTING) or "").strip()
+    if not raw:
+        return None
+    fields = parse_key_values(raw)
+    if fields.get("authorization", "").lower() != "aad":
+        return None
+    from azure.identity import ManagedIdentityCredential
+
+    client_id = fields.get("clientid") or None
+    return ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()

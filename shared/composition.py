@@ -1,0 +1,162 @@
+"""The composition root: every client a worker uses, built once from app settings, closed together.
+
+``function_app.py`` creates one :class:`Services` per worker process and hands it to
+the Blueprints; scripts, benchmarks and tests create their own with the environment
+they want (``async with Services(env) as services: ...``). Nothing else in ``shared``
+holds a client or reads ``os.environ``.
+
+Clients are built on first use, not at import: the aiohttp sessions underneath must
+belong to the worker's event loop, and a bad setting must surface as a precise 500
+``misconfigured`` on the request that needs it (and in ``/api/health``), not as an
+import error that takes every function down.
+
+The sweep has its own ACS client with azure-core retries off: it handles 429 and 503
+itself (pausing every worker for ``Retry-After``), where the user-facing client
+retries briefly because a frontend is waiting.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import cached_property
+
+from shared.adapters.acs import AcsIdentityClient
+from shared.adapters.auth import create_authenticator
+from shared.adapters.fanout import QueueFanout
+from shared.adapters.identity_map import TableIdentityMap
+from shared.adapters.ledger import TableRevocationLedger
+from shared.adapters.lifecycle import AsyncClosable
+from shared.adapters.telemetry import configure_telemetry
+from shared.domain.policy import TokenPolicy
+from shared.domain.ports import Authenticator
+from shared.domain.ratelimit import PerUserRateLimiter
+from shared.domain.revocation.sweep import RevocationSettings, Sweeper, build_sweeper
+from shared.domain.token_service import TokenService
+from shared.settings import (
+    AcsSettings,
+    AuthSettings,
+    StorageSettings,
+    load_acs_settings,
+    load_auth_settings,
+    load_revocation_settings,
+    load_storage_settings,
+    load_token_policy,
+)
+
+
+class Services(AsyncClosable):
+    """One worker's settings and clients, each built on first use (see the module docstring)."""
+
+    def __init__(self, env: Mapping[str, str] | None = None) -> None:
+        #: app settings as the host exposes them (environment variables)
+        self.env: Mapping[str, str] = os.environ if env is None else env
+        self._acs: AcsIdentityClient | None = None
+        self._sweep_acs: AcsIdentityClient | None = None
+        self._identities: TableIdentityMap | None = None
+        self._ledger: TableRevocationLedger | None = None
+        self._fanout: QueueFanout | None = None
+        self._authenticator: Authenticator | None = None
+        self._token_service: TokenService | None = None
+        self._sweeper: Sweeper | None = None
+
+    @classmethod
+    def from_environment(cls) -> Services:
+        """The worker's services, with Application Insights export started when it is configured."""
+        configure_telemetry(os.environ)
+        return cls()
+
+    # ------------------------------------------------------------------ settings (parsed once; errors re-raised each time)
+
+    @cached_property
+    def acs_settings(self) -> AcsSettings:
+        return load_acs_settings(self.env)
+
+    @cached_property
+    def storage_settings(self) -> StorageSettings:
+        return load_storage_settings(self.env)
+
+    @cached_property
+    def auth_settings(self) -> AuthSettings:
+        return load_auth_settings(self.env)
+
+    @cached_property
+    def token_policy(self) -> TokenPolicy:
+        return load_token_policy(self.env)
+
+    @cached_property
+    def revocation_settings(self) -> RevocationSettings:
+        return load_revocation_settings(self.env)
+
+    # ------------------------------------------------------------------ clients
+
+    def acs(self) -> AcsIdentityClient:
+        """The user-facing ACS client (brief retries: a frontend is waiting)."""
+        if self._acs is None:
+            self._acs = AcsIdentityClient.from_settings(self.acs_settings, self.env)
+        return self._acs
+
+    def sweep_acs(self) -> AcsIdentityClient:
+        """The sweep's ACS client: no azure-core retries, the sweep paces and retries itself."""
+        if self._sweep_acs is None:
+            self._sweep_acs = AcsIdentityClient.from_settings(self.acs_settings, self.env, retry_total=0)
+        return self._sweep_acs
+
+    def identities(self) -> TableIdentityMap:
+        if self._identities is None:
+            self._identities = TableIdentityMap.from_settings(self.storage_settings, self.env)
+        return self._identities
+
+    def ledger(self) -> TableRevocationLedger:
+        if self._ledger is None:
+            table_name = self.revocation_settings.table_name
+            self._ledger = TableRevocationLedger.from_settings(self.storage_settings, table_name, self.env)
+        return self._ledger
+
+    def fanout(self) -> QueueFanout:
+        if self._fanout is None:
+            self._fanout = QueueFanout.from_settings(self.storage_settings, self.revocation_settings.queue_name, self.env)
+        return self._fanout
+
+    def authenticator(self) -> Authenticator:
+        """The worker's one authenticator (its JWKS cache and HTTP session are shared)."""
+        if self._authenticator is None:
+            self._authenticator = create_authenticator(self.auth_settings)
+        return self._authenticator
+
+    def token_service(self) -> TokenService:
+        """The token service over the user-facing ACS client, the identity map and the ledger."""
+        if self._token_service is None:
+            self._token_service = TokenService(
+                acs=self.acs(),
+                identities=self.identities(),
+                ledger=self.ledger(),
+                limiter=PerUserRateLimiter(self.token_policy.per_user_per_minute),
+            )
+        return self._token_service
+
+    def sweeper(self) -> Sweeper:
+        """The revocation sweep (ledger, queue, identity map, its own ACS client and pacers)."""
+        if self._sweeper is None:
+            self._sweeper = build_sweeper(
+                self.sweep_acs(),
+                self.identities(),
+                self.ledger(),
+                self.fanout(),
+                self.revocation_settings,
+                self.token_policy.max_expiry_minutes,
+            )
+        return self._sweeper
+
+    # ------------------------------------------------------------------ lifetime
+
+    async def close(self) -> None:
+        """Close every client built so far; the next use builds new ones (scripts that end their loop)."""
+        closables = (self._acs, self._sweep_acs, self._identities, self._ledger, self._fanout, self._authenticator)
+        self._acs = self._sweep_acs = self._identities = self._ledger = self._fanout = None
+        self._authenticator = None
+        self._token_service = None
+        self._sweeper = None
+        for closable in closables:
+            if closable is not None:
+                await closable.close()

@@ -1,0 +1,78 @@
+"""The values the domain passes between its parts and its adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+from shared.domain.caller import user_digest
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """An ACS access token and when it expires (UTC)."""
+
+    token: str
+    expires_on: datetime
+
+    def __repr__(self) -> str:  # never show the token itself
+        return f"IssuedToken(token=<redacted>, expires_on={self.expires_on.isoformat()})"
+
+
+@dataclass(frozen=True)
+class IdentityRecord:
+    """One row of the identity map: an app user and their one ACS identity."""
+
+    user_key: str
+    acs_user_id: str
+    created_at: datetime
+    last_issued_at: datetime | None
+    last_revoked_at: datetime | None
+    #: the stored row's version when read (for conditional deletes); None when built locally
+    etag: str | None = field(default=None, compare=False)
+
+    @property
+    def row_key(self) -> str:
+        """The digest that names this user in storage and in sweep work items."""
+        return user_digest(self.user_key)
+
+    def has_unrevoked_tokens_since(self, moment: datetime) -> bool:
+        """True if a token was issued at or after ``moment`` and not revoked since."""
+        if self.last_issued_at is None or self.last_issued_at < moment:
+            return False
+        return self.last_revoked_at is None or self.last_revoked_at < self.last_issued_at
+
+
+class IdentityConflict(Exception):  # noqa: N818 - a race outcome the token service handles, not an error
+    """An insert lost a race: another request mapped this user first."""
+
+    def __init__(self, existing: IdentityRecord) -> None:
+        super().__init__("identity already mapped")
+        self.existing = existing
+
+
+Action = Literal["revoke", "delete"]
+ACTIONS: tuple[Action, ...] = ("revoke", "delete")
+
+
+@dataclass(frozen=True)
+class RevocationRequest:
+    """A durable request to revoke a user's tokens or delete their identity, done by the sweep if not at once."""
+
+    row_key: str
+    action: Action
+    user_key: str
+    #: the ACS id when known at request time (always for deletes: the mapping may be gone by then)
+    acs_user_id: str | None
+    reason: str
+    source: str
+    requested_at: datetime
+    not_before: datetime
+    attempts: int
+    etag: str | None
+
+
+def request_row_key(action: Action, user_key: str) -> str:
+    """One pending request per action and user: a repeated request merges into the pending one."""
+    return f"{action}-{user_digest(user_key)}"

@@ -1,0 +1,100 @@
+"""One work item, carried out idempotently, with retries within the run and deferral after them."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from shared.domain.errors import ServiceError, ThrottledError, UnavailableError
+from shared.domain.ports import IdentityMap, RevocationLedger
+from shared.domain.revocation.execution import RevocationExecutor
+from shared.domain.revocation.work import Outcome, SweepPolicy, WorkItem
+
+logger = logging.getLogger(__name__)
+
+#: tries per item within one run when ACS throttles or fails transiently
+MAX_ATTEMPTS_PER_RUN = 4
+#: a request that failed transiently waits this long before a run claims it again
+DEFER_SECONDS = 60
+
+
+class ItemProcessor:
+    """Carries out work items against ACS, the identity map and the ledger."""
+
+    def __init__(
+        self,
+        executor: RevocationExecutor,
+        identities: IdentityMap,
+        ledger: RevocationLedger,
+        clock: Callable[[], datetime],
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._executor = executor
+        self._identities = identities
+        self._ledger = ledger
+        self._clock = clock
+        self._sleep = sleep
+
+    async def process(self, item: WorkItem, policy: SweepPolicy, retried: list[int]) -> Outcome:
+        """Do one item, retrying throttling and outages within the run; ``retried[0]`` counts retries."""
+        last: ServiceError | None = None
+        for attempt in range(1, MAX_ATTEMPTS_PER_RUN + 1):
+            try:
+                return await self._process_once(item, policy)
+            except ThrottledError as error:
+                pacer = self._executor.delete_pacer if item.kind == "retention" else self._executor.revoke_pacer
+                pacer.pause(error.retry_after)
+                last = error
+            except UnavailableError as error:
+                last = error
+                await self._sleep(min(2 ** (attempt - 1), max(1, error.retry_after)))
+            except ServiceError as error:  # a 4xx ACS should not send: log the code, keep the item
+                logger.warning("sweep item %s failed: %s", item.kind, error.code)
+                await self._defer(item, error.code)
+                return Outcome.FAILED
+            except Exception as error:  # noqa: BLE001 - one bad item must not stop the sweep; the trace is logged
+                logger.exception("sweep item %s failed unexpectedly (%s)", item.kind, type(error).__name__)
+                await self._defer(item, "internal_error")
+                return Outcome.FAILED
+            if attempt < MAX_ATTEMPTS_PER_RUN:
+                retried[0] += 1
+        await self._defer(item, last.code if last is not None else "unavailable")
+        return Outcome.DEFERRED
+
+    async def _defer(self, item: WorkItem, code: str) -> None:
+        """Requests get a back-off in the ledger; policy items are simply found again by a later run."""
+        if item.kind != "request":
+            return
+        try:
+            request = await self._ledger.get(item.key)
+            if request is not None:
+                await self._ledger.postpone(request, self._clock() + timedelta(seconds=DEFER_SECONDS), code)
+        except ServiceError:
+            pass  # storage is down too: the request keeps its old NotBefore and is retried anyway
+
+    async def _process_once(self, item: WorkItem, policy: SweepPolicy) -> Outcome:
+        if item.kind == "request":
+            request = item.request or await self._ledger.get(item.key)
+            if request is None:
+                return Outcome.SKIPPED  # completed by another run or batch
+            record = await self._identities.get(request.user_key)
+            return await self._executor.carry_out(request, mapped_acs_user_id=record.acs_user_id if record else None)
+        record = await self._identities.get_by_row_key(item.key)
+        if record is None:
+            return Outcome.SKIPPED
+        if item.kind == "session":
+            if not policy.session_due(record):
+                return Outcome.SKIPPED
+            outcome = await self._executor.revoke(record.acs_user_id)
+            if outcome is Outcome.REVOKED:
+                await self._identities.record_revoked(record.user_key, self._clock())
+            return outcome
+        if not policy.retention_due(record):
+            return Outcome.SKIPPED
+        outcome = await self._executor.delete(record.acs_user_id)
+        # Conditional on the ETag read above: a user who got a token meanwhile keeps the mapping
+        # (its identity is gone, so the token service maps them to a new one on the next call).
+        await self._identities.delete(record.user_key, etag=record.etag)
+        return outcome

@@ -1,0 +1,296 @@
+"""The revocation sweep: find what policy says must be revoked or deleted, and do it within a budget.
+
+A timer run plans work as a stream (ledger requests first, then identities over
+the maximum session age, then idle ones past retention), processes it with
+bounded concurrency under the rate pacers, and stops claiming new items before
+its time budget ends. What is left is fanned out as queue batches scheduled at
+the same rate (and the fan-out window is checkpointed, so the next timer run does
+not plan the same policy work twice), or, without a queue, simply found again by
+the next run. Memory stays flat: items are streamed page by page, never listed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from shared.domain.clock import format_utc, parse_utc, utc_now
+from shared.domain.ports import AcsIdentityService, BatchQueue, IdentityMap, RevocationLedger
+from shared.domain.revocation.execution import RevocationExecutor
+from shared.domain.revocation.pacing import RatePacer
+from shared.domain.revocation.processor import ItemProcessor
+from shared.domain.revocation.work import Outcome, SweepPolicy, WorkItem, chunks, encode_batch
+
+logger = logging.getLogger("shared.revocation")
+
+CHECKPOINT = "checkpoint"
+LAST_RUN = "last-run"
+LAST_BATCH = "last-batch"
+#: a claimed item needs at most about this long, so claiming stops this much before the budget ends
+CLAIM_MARGIN_SECONDS = 2.0
+#: a queue batch retries the policy items it could not do after this long
+BATCH_RETRY_DELAY_SECONDS = 60
+
+
+@dataclass(frozen=True)
+class RevocationSettings:
+    """How the revocation sweep works and how hard it may push ACS (``REVOCATION_*`` settings)."""
+
+    table_name: str
+    queue_name: str
+    #: revocations (and, separately, deletions) per 30 s this app may spend; ACS allows 500 per resource
+    rate_per_30s: int
+    concurrency: int
+    #: a sweep stops claiming work after this many seconds, leaving the rest for the queue or the next run
+    time_budget_seconds: int
+    batch_size: int
+    #: revoke identities whose newest token is older than this (0 = off)
+    max_session_hours: int
+    #: delete identities with no token issued for this long (0 = off)
+    retention_days: int
+
+    @property
+    def rate_per_second(self) -> float:
+        return self.rate_per_30s / 30.0
+
+
+@dataclass
+class SweepSummary:
+    """What one timer run or queue batch did: logged as one line and stored as the status document."""
+
+    trigger: str  # "timer" or "queue"
+    started_at: str
+    found: int = 0
+    revoked: int = 0
+    deleted: int = 0
+    already_gone: int = 0
+    skipped: int = 0
+    retried: int = 0
+    failed: int = 0
+    deferred: int = 0
+    fanned_out: int = 0
+    batches: int = 0
+    poison_messages: int = 0
+    past_due: bool = False
+    stopped_by_budget: bool = False
+    duration_ms: int = 0
+
+    def count(self, outcome: Outcome) -> None:
+        name = {"alreadyGone": "already_gone"}.get(outcome.value, outcome.value)
+        setattr(self, name, getattr(self, name) + 1)
+
+    def to_json(self) -> dict[str, object]:
+        return {_camel(key): value for key, value in asdict(self).items()}
+
+    def log_line(self) -> str:
+        return (
+            f"revocation sweep trigger={self.trigger} found={self.found} revoked={self.revoked} deleted={self.deleted} "
+            f"already_gone={self.already_gone} skipped={self.skipped} retried={self.retried} failed={self.failed} "
+            f"deferred={self.deferred} fanned_out={self.fanned_out} batches={self.batches} "
+            f"poison={self.poison_messages} duration_ms={self.duration_ms}"
+        )
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+class Sweeper:
+    """Timer runs and queue batches of the revocation sweep."""
+
+    def __init__(
+        self,
+        processor: ItemProcessor,
+        identities: IdentityMap,
+        ledger: RevocationLedger,
+        queue: BatchQueue | None,
+        settings: RevocationSettings,
+        max_token_minutes: int,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._processor = processor
+        self._identities = identities
+        self._ledger = ledger
+        self._queue = queue
+        self._settings = settings
+        self._max_token_minutes = max_token_minutes
+        self._clock = clock
+        self._monotonic = monotonic
+
+    def _policy(self, now: datetime) -> SweepPolicy:
+        return SweepPolicy.at(
+            now,
+            max_token_minutes=self._max_token_minutes,
+            max_session_hours=self._settings.max_session_hours,
+            retention_days=self._settings.retention_days,
+        )
+
+    # ------------------------------------------------------------------ entry points
+
+    async def run_timer(self, *, past_due: bool = False, budget_seconds: float | None = None) -> SweepSummary:
+        """One scheduled run: plan, process within the budget, fan out or carry over the rest."""
+        started = self._monotonic()
+        now = self._clock()
+        summary = SweepSummary(trigger="timer", started_at=format_utc(now), past_due=past_due)
+        budget = self._settings.time_budget_seconds if budget_seconds is None else budget_seconds
+        checkpoint = await self._ledger.load_status(CHECKPOINT) or {}
+        queue_owns_policy_until = parse_utc(checkpoint.get("scheduledUntil"))
+        plan_policy = queue_owns_policy_until is None or queue_owns_policy_until <= now
+        policy = self._policy(now)
+        items = self._plan(policy, plan_policy=plan_policy)
+        leftover = await self._process(items, policy, summary, deadline=started + budget)
+        if leftover is not None:
+            summary.stopped_by_budget = True
+            if self._queue is not None:
+                await self._fan_out(self._queue, leftover, summary, queue_owns_policy_until)
+            else:
+                await leftover.aclose()
+        if self._queue is not None:
+            summary.poison_messages = await self._queue.poison_count()
+        summary.duration_ms = int((self._monotonic() - started) * 1000)
+        await self._ledger.save_status(LAST_RUN, summary.to_json())
+        logger.info(summary.log_line())
+        return summary
+
+    async def run_batch(self, items: list[WorkItem]) -> SweepSummary:
+        """One queue batch: process its items; re-enqueue policy items that could not be done yet."""
+        started = self._monotonic()
+        now = self._clock()
+        summary = SweepSummary(trigger="queue", started_at=format_utc(now))
+        policy = self._policy(now)
+        deferred: list[WorkItem] = []
+
+        async def stream() -> AsyncIterator[WorkItem]:
+            for item in items:
+                yield item
+
+        leftover = await self._process(
+            stream(), policy, summary, deadline=started + self._settings.time_budget_seconds, deferred=deferred
+        )
+        remaining = [item async for item in leftover] if leftover is not None else []
+        # Requests carry their own back-off in the ledger; only policy items need the queue to come back.
+        retry = [item for item in deferred + remaining if item.kind != "request"]
+        if retry and self._queue is not None:
+            await self._queue.send(encode_batch(retry), delay_seconds=BATCH_RETRY_DELAY_SECONDS)
+            summary.fanned_out = len(retry)
+            summary.batches = 1
+        summary.duration_ms = int((self._monotonic() - started) * 1000)
+        await self._ledger.save_status(LAST_BATCH, summary.to_json())
+        logger.info(summary.log_line())
+        return summary
+
+    # ------------------------------------------------------------------ planning
+
+    async def _plan(self, policy: SweepPolicy, *, plan_policy: bool) -> AsyncIterator[WorkItem]:
+        async for request in self._ledger.due(policy.now):
+            yield WorkItem("request", request.row_key, request)
+        if not plan_policy:
+            return  # queue batches scheduled by an earlier run own the policy work for now
+        if policy.session_cutoff is not None:
+            async for record in self._identities.iter_records(
+                issued_since=policy.live_tokens_since, issued_before=policy.session_cutoff
+            ):
+                if policy.session_due(record):
+                    yield WorkItem("session", record.row_key)
+        if policy.retention_cutoff is not None:
+            async for record in self._identities.iter_records(issued_before=policy.retention_cutoff):
+                yield WorkItem("retention", record.row_key)
+
+    # ------------------------------------------------------------------ processing
+
+    async def _process(
+        self,
+        items: AsyncIterator[WorkItem],
+        policy: SweepPolicy,
+        summary: SweepSummary,
+        *,
+        deadline: float,
+        deferred: list[WorkItem] | None = None,
+    ) -> AsyncIterator[WorkItem] | None:
+        """Workers pull items until the stream ends or the budget does; returns the unclaimed rest, if any."""
+        lock = asyncio.Lock()
+        exhausted = False
+        retried = [0]
+        stopped = False
+
+        async def next_item() -> WorkItem | None:
+            nonlocal exhausted, stopped
+            async with lock:
+                if exhausted or stopped:
+                    return None
+                if self._monotonic() + CLAIM_MARGIN_SECONDS >= deadline:
+                    stopped = True
+                    return None
+                try:
+                    return await anext(items)
+                except StopAsyncIteration:
+                    exhausted = True
+                    return None
+
+        async def worker() -> None:
+            while (item := await next_item()) is not None:
+                summary.found += 1
+                outcome = await self._processor.process(item, policy, retried)
+                summary.count(outcome)
+                if outcome is Outcome.DEFERRED and deferred is not None:
+                    deferred.append(item)
+
+        await asyncio.gather(*(worker() for _ in range(self._settings.concurrency)))
+        summary.retried += retried[0]
+        if exhausted:
+            return None
+        return items
+
+    # ------------------------------------------------------------------ fan-out
+
+    async def _fan_out(
+        self, queue: BatchQueue, leftover: AsyncIterator[WorkItem], summary: SweepSummary, busy_until: datetime | None
+    ) -> None:
+        """Enqueue the rest as batches one pacing interval apart, after any batches already scheduled."""
+        now = self._clock()
+        start = max(now, busy_until or now)
+        interval = self._settings.batch_size / self._settings.rate_per_second
+        lease_seconds = interval * 3 + 300  # long enough for a batch to be retried by the host before it expires
+        batch_index = 0
+        async for batch in chunks(leftover, self._settings.batch_size):
+            due = start + timedelta(seconds=batch_index * interval)
+            requests = [item.key for item in batch if item.kind == "request"]
+            if requests:  # lease first: if sending then fails, the lease merely delays them
+                await self._ledger.lease(requests, due + timedelta(seconds=lease_seconds))
+            await queue.send(encode_batch(batch), delay_seconds=(due - now).total_seconds())
+            summary.fanned_out += len(batch)
+            batch_index += 1
+        summary.batches = batch_index
+        if batch_index:
+            until = start + timedelta(seconds=batch_index * interval + lease_seconds)
+            await self._ledger.save_status(CHECKPOINT, {"scheduledUntil": format_utc(until), "batches": batch_index})
+
+
+def build_sweeper(
+    acs: AcsIdentityService,
+    identities: IdentityMap,
+    ledger: RevocationLedger,
+    queue: BatchQueue | None,
+    settings: RevocationSettings,
+    max_token_minutes: int,
+    clock: Callable[[], datetime] = utc_now,
+) -> Sweeper:
+    """A sweeper over given ports: one pacer per ACS operation, burst at most one second's worth."""
+    burst = max(1, min(settings.concurrency, settings.rate_per_30s // 30))
+    executor = RevocationExecutor(
+        acs,
+        identities,
+        ledger,
+        clock,
+        revoke_pacer=RatePacer(settings.rate_per_second, burst),
+        delete_pacer=RatePacer(settings.rate_per_second, burst),
+    )
+    processor = ItemProcessor(executor, identities, ledger, clock)
+    return Sweeper(processor, identities, ledger, queue, settings, max_token_minutes, clock=clock)

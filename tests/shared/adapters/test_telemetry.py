@@ -1,0 +1,186 @@
+"""shared/adapters/telemetry.py: nothing without the setting; with it, request metrics reach the
+ingestion endpoint with operation/status/latency and no token.
+
+Each case runs in a fresh interpreter: configure_azure_monitor installs process-global
+OpenTelemetry providers, and "azure.monitor was not imported" is only meaningful there.
+The ingestion endpoint is a local HTTP server; statsbeat and the Azure VM resource
+detector (which would call Microsoft endpoints and the instance metadata address) are
+turned off for the child, and live metrics point at the same loopback server.
+"""
+
+from __future__ import annotations
+
+import gzip
+import http.server
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.adapters import telemetry
+from tests.support import REPO_ROOT
+
+REPO = REPO_ROOT
+#: Looks like a real JWT (header.payload.signature): must never be exported.
+FAKE_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJza3lwZWlkIjoiYWNzOmFiYyJ9.c2lnbmF0dXJlLXNob3VsZC1uZXZlci1sZWFr"
+
+
+def run_child(code: str, extra_env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("APPLICATIONINSIGHTS_", "OTEL_"))}
+    env.update(
+        PYTHONPATH=str(REPO),
+        APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
+        OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="otel",
+        **(extra_env or {}),
+    )
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+class _Ingestion(http.server.BaseHTTPRequestHandler):
+    """Accepts Application Insights track calls and keeps their bodies."""
+
+    received: list[bytes] = []
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Content-Encoding", "").lower() == "gzip":
+            body = gzip.decompress(body)
+        self.received.append(body)
+        try:
+            count = len(json.loads(body)) if self.path.startswith("/v2") else 0
+        except ValueError:
+            count = 0
+        answer = json.dumps({"itemsReceived": count, "itemsAccepted": count, "errors": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def ingestion() -> Iterator[tuple[str, list[bytes]]]:
+    received: list[bytes] = []
+    handler = type("Handler", (_Ingestion,), {"received": received})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/", received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.integration  # a fresh interpreter per test (and a local ingestion server)
+def test_without_connection_string_nothing_is_configured_or_imported() -> None:
+    result = run_child(
+        """
+        import sys
+        from shared.adapters.telemetry import configure_telemetry, record_request, is_configured
+        assert configure_telemetry({}) is False
+        assert configure_telemetry({"APPLICATIONINSIGHTS_CONNECTION_STRING": "   "}) is False
+        record_request("issue_token", 200, 3.2)
+        assert not is_configured()
+        heavy = sorted(m for m in sys.modules if m.startswith(("azure.monitor", "opentelemetry")))
+        print("HEAVY", heavy)
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+@pytest.mark.integration  # a fresh interpreter per test (and a local ingestion server)
+def test_importing_the_module_is_cheap() -> None:
+    """Importing shared.adapters.telemetry alone (what function_app.py does) loads no exporter."""
+    result = run_child(
+        """
+        import sys
+        import shared.adapters.telemetry
+        print("HEAVY", sorted(m for m in sys.modules if m.startswith(("azure.monitor", "opentelemetry", "azure.identity"))))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert "HEAVY []" in result.stdout
+
+
+@pytest.mark.integration  # a fresh interpreter per test (and a local ingestion server)
+def test_recorded_request_reaches_ingestion_with_dimensions_and_no_token(ingestion: tuple[str, list[bytes]]) -> None:
+    endpoint, received = ingestion
+    connection_string = (
+        "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
+        f"IngestionEndpoint={endpoint};LiveEndpoint={endpoint}"
+    )
+    result = run_child(
+        f"""
+        from opentelemetry import trace, _logs
+        from shared.adapters.telemetry import configure_telemetry, record_request
+
+        env = {{"APPLICATIONINSIGHTS_CONNECTION_STRING": {connection_string!r}}}
+        assert configure_telemetry(env) is True
+        assert configure_telemetry(env) is True  # idempotent: one set of providers
+
+        tracer = trace.get_tracer("test")
+        with tracer.start_as_current_span("POST /api/token"):
+            record_request("issue_token", 200, 12.34)
+        # A token passed where a name is expected is replaced, never echoed.
+        with tracer.start_as_current_span("POST /api/token/refresh"):
+            record_request({FAKE_TOKEN!r}, 401, 1.0)
+
+        trace.get_tracer_provider().force_flush(10_000)
+        _logs.get_logger_provider().force_flush(10_000)
+        print("FLUSHED")
+        """,
+        # The distro's default sampler keeps ~5 traces/s and may drop the second of two
+        # back-to-back spans; this test wants every span.
+        {"OTEL_TRACES_SAMPLER": "always_on"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "FLUSHED" in result.stdout
+
+    envelopes = [item for body in received if body.lstrip().startswith(b"[") for item in json.loads(body)]
+    everything = b"\n".join(received).decode("utf-8", "replace")
+    assert FAKE_TOKEN not in everything
+    assert FAKE_TOKEN.split(".")[0] not in everything  # not even the header part
+
+    def dims(kind: str) -> list[dict]:
+        return [e["data"]["baseData"].get("properties", {}) for e in envelopes if e.get("data", {}).get("baseType") == kind]
+
+    logged = [p for p in dims("MessageData") if p.get("operation")]
+    assert {"operation": "issue_token", "status": "200", "latency_ms": "12.3"}.items() <= logged[0].items(), logged
+    assert any(p.get("operation") == "unknown" and p.get("status") == "401" for p in logged), logged
+    assert len([p for p in logged if p["operation"] == "issue_token"]) == 1  # configured once, exported once
+
+    spans = [p for kind in ("RequestData", "RemoteDependencyData") for p in dims(kind)]
+    assert any(p.get("app.operation") == "issue_token" and p.get("app.status") == "200" for p in spans), spans
+    assert any(p.get("app.operation") == "unknown" for p in spans), spans
+
+
+def test_entra_authentication_string_gives_a_managed_identity_credential() -> None:
+    credential = telemetry._entra_credential(
+        {"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "ClientId=11111111-2222-3333-4444-555555555555;Authorization=AAD"}
+    )
+    assert type(credential).__name__ == "ManagedIdentityCredential"
+    assert telemetry._entra_credential({}) is None
+    assert telemetry._entra_credential({"APPLICATIONINSIGHTS_AUTHENTICATION_STRING": "Authorization=Key"}) is None
+
+
+@pytest.mark.parametrize("name", ["issue_token", "health", "delete_identity"])
+def test_function_names_are_kept(name: str) -> None:
+    assert telemetry._safe_operation(name) == name
+
+
+@pytest.mark.parametrize("value", [FAKE_TOKEN, "Bearer abc", "endpoint=https://x/;accesskey=k", "", "A" * 10, "x" * 65])
+def test_anything_else_is_not_exported_verbatim(value: str) -> None:
+    assert telemetry._safe_operation(value) == "unknown"

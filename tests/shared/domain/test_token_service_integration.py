@@ -1,0 +1,105 @@
+"""What a token request costs: counted round trips against real Azurite and the emulator."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from azure.data.tables.aio import TableClient
+
+from localdev.azurite import start_azurite
+from localdev.emulator_process import start_emulator
+from shared.adapters.acs import AcsIdentityClient
+from shared.adapters.identity_map import TableIdentityMap
+from shared.adapters.ledger import TableRevocationLedger
+from shared.domain.caller import Caller
+from shared.domain.policy import TokenRequest
+from shared.domain.ratelimit import PerUserRateLimiter
+from shared.domain.token_service import TokenService
+from shared.settings import load_acs_settings, load_storage_settings
+
+pytestmark = pytest.mark.integration
+
+REQUEST = TokenRequest(scopes=("voip",), expires_in_minutes=60)
+
+
+class CountingStore(TableIdentityMap):
+    """The real store, counting the calls that each make one round trip to Table storage."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.calls: list[str] = []
+
+    async def get(self, user_key):
+        self.calls.append("get")
+        return await super().get(user_key)
+
+    async def insert(self, user_key, acs_user_id, now):
+        self.calls.append("insert")
+        return await super().insert(user_key, acs_user_id, now)
+
+    async def record_issued(self, user_key, when):
+        self.calls.append("record_issued")
+        await super().record_issued(user_key, when)
+
+    async def delete(self, user_key, **conditions):
+        self.calls.append("delete")
+        return await super().delete(user_key, **conditions)
+
+
+@pytest.fixture(scope="module")
+def stand_ins(tmp_path_factory):
+    with start_azurite(location=tmp_path_factory.mktemp("azurite")) as azurite, start_emulator(
+        cert_dir=tmp_path_factory.mktemp("cert")
+    ) as emulator:
+        yield azurite, emulator
+
+
+@pytest.fixture
+async def service(stand_ins):
+    azurite, emulator = stand_ins
+    storage = load_storage_settings({"AzureWebJobsStorage": azurite.connection_string, "IDENTITY_TABLE_NAME": "c" + uuid.uuid4().hex[:12]})
+    store = CountingStore.from_settings(storage, {})
+    ledger = TableRevocationLedger(TableClient.from_connection_string(azurite.connection_string, "l" + uuid.uuid4().hex[:12]))
+    wrapper = AcsIdentityClient.from_settings(
+        load_acs_settings({"ACS_CONNECTION_STRING": emulator.connection_string, "ACS_CA_BUNDLE": str(emulator.cert_path)}), {}
+    )
+    yield TokenService(wrapper, store, ledger, PerUserRateLimiter(0)), store, emulator, ledger
+    await wrapper.close()
+    await store.close()
+    await ledger.close()
+
+
+async def test_warm_issue_is_one_acs_call_and_one_store_round_trip(service):
+    tokens, store, emulator, _ = service
+    caller = Caller("dev", "warm", frozenset())
+    await tokens.issue(caller, REQUEST)  # cold: creates the identity
+    store.calls.clear()
+    before = emulator.stats()["operations"]
+    await tokens.issue(caller, REQUEST)
+    after = emulator.stats()["operations"]
+    assert store.calls == ["record_issued"]
+    assert {op: after.get(op, 0) - before.get(op, 0) for op in after} == {op: (1 if op == "issue" else 0) for op in after}
+
+
+async def test_cold_issue_is_one_acs_call_and_two_store_round_trips(service):
+    tokens, store, emulator, _ = service
+    before = emulator.stats()["operations"]
+    grant = await tokens.issue(Caller("dev", "cold", frozenset()), REQUEST)
+    after = emulator.stats()["operations"]
+    assert store.calls == ["get", "insert"]  # the insert also records LastIssuedAt
+    assert after["create"] - before.get("create", 0) == 1 and after.get("issue", 0) == before.get("issue", 0)
+    assert emulator.validate(grant.token.token)["valid"] is True
+
+
+async def test_stale_cache_after_delete_elsewhere_heals(service):
+    tokens, store, emulator, ledger = service
+    caller = Caller("dev", "deleted-elsewhere", frozenset())
+    first = await tokens.issue(caller, REQUEST)
+    other_worker = TokenService(tokens._acs, store, ledger, PerUserRateLimiter(0))  # noqa: SLF001 - a second worker, same stand-ins
+    await other_worker.delete(caller)
+    second = await tokens.issue(caller, REQUEST)  # this worker still caches the deleted id
+    assert second.communication_user_id != first.communication_user_id
+    assert emulator.validate(second.token.token)["valid"] is True
+    assert (await store.get(caller.key)).acs_user_id == second.communication_user_id
