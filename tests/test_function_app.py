@@ -65,3 +65,4 @@ def test_openapi_paths_and_methods_match_the_routes(table):
         for method in methods_answered(route)
     }
     assert documented == registered
+

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from shared import settings as app_settings
-from shared.http import MAX_BODY_BYTES
+from shared.functions.bodies import MAX_BODY_BYTES
 from tests.infra.bicep_text import BicepFile, top_level_entries, unquote
 
 REPO = Path(__file__).resolve().parents[2]
