@@ -23,13 +23,15 @@ from devhost.rejections import Rejection, rejected
 logger = logging.getLogger("devhost")
 
 #: What the parser enforces on its own: the request target, one header field (name and value),
-#: the number of headers. The request line and the header total are checked exactly once a
-#: request is parsed (``devhost.server``); these bounds only keep the parser from holding more.
-#: The two sizes differ, which is how a LineTooLong is told apart (it carries the limit it hit).
+#: the number of headers. The request line, the header total and the header count are checked
+#: exactly once a request is parsed (``devhost.server``); these bounds only keep the parser from
+#: holding more. The header count has slack because aiohttp's pure-Python parser (used without
+#: its C extension) also counts the request line and the blank line. The two sizes differ, which
+#: is how a LineTooLong is told apart (it carries the limit it hit).
 PARSER_LIMITS: dict[str, int] = {
     "max_line_size": MAX_REQUEST_LINE_BYTES,
     "max_field_size": MAX_REQUEST_HEADERS_TOTAL_BYTES,
-    "max_headers": MAX_REQUEST_HEADER_COUNT,
+    "max_headers": MAX_REQUEST_HEADER_COUNT + 2,
 }
 
 REQUEST_LINE_TOO_LONG = Rejection(

@@ -31,8 +31,14 @@ from aiohttp import web
 
 from devhost.accesslog import log_access, logged_path
 from devhost.body import BodyRejected, read_body
-from devhost.limits import MAX_REQUEST_HEADERS_TOTAL_BYTES, MAX_REQUEST_LINE_BYTES, header_section_bytes, request_line_bytes
-from devhost.protocol import HEADERS_TOO_LARGE, REQUEST_LINE_TOO_LONG, DevHostServer
+from devhost.limits import (
+    MAX_REQUEST_HEADER_COUNT,
+    MAX_REQUEST_HEADERS_TOTAL_BYTES,
+    MAX_REQUEST_LINE_BYTES,
+    header_section_bytes,
+    request_line_bytes,
+)
+from devhost.protocol import HEADERS_TOO_LARGE, REQUEST_LINE_TOO_LONG, TOO_MANY_HEADERS, DevHostServer
 from devhost.rejections import Rejection, rejected
 from devhost.routing import FunctionTable, HttpRoute, build_routes, function_table, routes_for
 from devhost.settings import HostSettings
@@ -281,10 +287,12 @@ def _over_kestrel_limits(request: web.BaseRequest) -> Rejection | None:
     """414/431 for a request line or header section the parser let through but Kestrel would refuse.
 
     The parser bounds the target and each header on its own; Kestrel counts the whole request
-    line and all header lines together (``devhost.limits``).
+    line, all header lines together, and the headers (``devhost.limits``).
     """
     if request_line_bytes(request.method, request.raw_path, request.version) > MAX_REQUEST_LINE_BYTES:
         return REQUEST_LINE_TOO_LONG
+    if len(request.raw_headers) > MAX_REQUEST_HEADER_COUNT:
+        return TOO_MANY_HEADERS
     if header_section_bytes(request.raw_headers) > MAX_REQUEST_HEADERS_TOTAL_BYTES:
         return HEADERS_TOO_LARGE
     return None
