@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import ipaddress
 import logging
 import os
 import signal
@@ -32,7 +33,14 @@ def load_app(spec: str, app_dir: Path) -> Any:
     return getattr(importlib.import_module(module_name), attribute or "app")
 
 
-def describe(app: Any, settings: HostSettings, base: str) -> None:
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def describe(app: Any, settings: HostSettings, base: str, listen_host: str = "127.0.0.1") -> None:
     """The function list, like `func start`, and which key levels are enforced (stderr)."""
     table = function_table(app)
     lines = ["", "Functions (devhost; use `func start` where Core Tools is installed):", ""]
@@ -53,6 +61,9 @@ def describe(app: Any, settings: HostSettings, base: str) -> None:
             "CORS origins: " + ", ".join(settings.cors_origins) + (" (with credentials)" if settings.cors_credentials else "")
         )
     lines.append(f"Request body limit: {settings.max_request_body_bytes} bytes (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT)")
+    if not _is_loopback(listen_host):
+        unchecked = "" if len(enforced) == 2 else " Function or admin keys are not set: those functions take anyone."
+        lines.append(f"WARNING: listening on {listen_host}, so other machines can call these functions.{unchecked}")
     print("\n".join(lines) + "\n", file=sys.stderr, flush=True)
 
 
@@ -63,7 +74,7 @@ async def serve(args: argparse.Namespace) -> None:
     port = args.port if args.port is not None else settings.local_http_port
     running = await start_server(app, settings, args.host, port)  # --port 0: a free port, shown in the URL
     try:
-        describe(app, settings, running.url)
+        describe(app, settings, running.url, args.host)
         print(f"DEVHOST_URL={running.url}", flush=True)
 
         stop = asyncio.Event()

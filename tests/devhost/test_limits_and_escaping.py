@@ -6,6 +6,7 @@ import pytest
 from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, InvalidHeader, LineTooLong
 
 from devhost import HostSettings, HostSettingsError
+from devhost.__main__ import describe
 from devhost.accesslog import printable
 from devhost.limits import (
     DEFAULT_MAX_REQUEST_BODY_BYTES,
@@ -118,3 +119,21 @@ def test_cors_any_origin_with_credentials_is_refused(origins):
         HostSettings(cors_origins=origins, cors_credentials=True)
     assert HostSettings(cors_origins=origins).cors_origins == origins  # without credentials it is allowed
     assert HostSettings(cors_origins=("https://a.example",), cors_credentials=True).cors_credentials
+
+
+@pytest.mark.parametrize(
+    ("listen_host", "settings", "warning"),
+    [
+        ("127.0.0.1", HostSettings(), None),
+        ("::1", HostSettings(), None),
+        ("0.0.0.0", HostSettings(), "so other machines can call these functions. Function or admin keys are not set"),
+        ("0.0.0.0", HostSettings(function_key="f", master_key="m"), "so other machines can call these functions.\n"),
+    ],
+)
+def test_the_banner_warns_when_devhost_listens_beyond_loopback(sample_module, capsys, listen_host, settings, warning):
+    describe(sample_module.app, settings, "http://h:1", listen_host)
+    banner = capsys.readouterr().err
+    if warning is None:
+        assert "WARNING: listening" not in banner
+    else:
+        assert f"WARNING: listening on {listen_host}, {warning}" in banner
