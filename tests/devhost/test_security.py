@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import socket
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -163,6 +164,28 @@ def test_a_malformed_request_gets_a_json_400_and_one_log_line_without_traceback_
     assert answer.json()["error"]["code"] in {"malformed_request", "malformed_body"}
     assert SECRET.encode() not in answer.raw
     assert_one_quiet_log_line(lines, 400)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n0123456789",
+        b"POST /api/echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n",
+        b"POST /admin/functions/tick HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 99\r\n\r\n{",
+    ],
+    ids=["content-length", "chunked", "admin API"],
+)
+def test_an_upload_abandoned_half_way_costs_one_log_line_and_no_traceback(host, head):
+    def abandon() -> None:
+        address = urlsplit(host.url)
+        with socket.create_connection((address.hostname, address.port), timeout=TIMEOUT) as sock:
+            sock.sendall(head)
+            sock.shutdown(socket.SHUT_WR)  # the client goes away with its body incomplete
+            sock.recv(65536)  # whatever the server does, wait for it to be done with this connection
+
+    lines = host.log_lines_during(abandon)
+    assert len(lines) == 1 and " 400 " in lines[0], lines
+    assert "Traceback" not in host.log
 
 
 def test_a_flood_of_malformed_requests_costs_one_log_line_each(host):
