@@ -42,6 +42,7 @@ HEADERS_TOO_LARGE = Rejection(
 )
 TOO_MANY_HEADERS = Rejection(431, "too_many_request_headers", f"The request has more than {MAX_REQUEST_HEADER_COUNT} headers.")
 MALFORMED = Rejection(400, "malformed_request", "The request is not valid HTTP/1.1.")
+INVALID_HOST = Rejection(400, "invalid_host", "The Host header is not a valid host.")  # Kestrel: InvalidHostHeader, 400
 INTERNAL = Rejection(500, "internal_error", "The local host failed; see its log.")
 
 

@@ -38,7 +38,7 @@ from devhost.limits import (
     header_section_bytes,
     request_line_bytes,
 )
-from devhost.protocol import HEADERS_TOO_LARGE, REQUEST_LINE_TOO_LONG, TOO_MANY_HEADERS, DevHostServer
+from devhost.protocol import HEADERS_TOO_LARGE, INVALID_HOST, REQUEST_LINE_TOO_LONG, TOO_MANY_HEADERS, DevHostServer
 from devhost.rejections import Rejection, rejected
 from devhost.routing import FunctionTable, HttpRoute, build_routes, function_table, routes_for
 from devhost.settings import HostSettings
@@ -182,9 +182,9 @@ class DevHost:
     # dispatch --------------------------------------------------------------
 
     async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
-        over_limit = _over_kestrel_limits(request)
-        if over_limit is not None:
-            return rejected(over_limit, request.remote)
+        refusal = _refused_before_dispatch(request)
+        if refusal is not None:
+            return rejected(refusal, request.remote)
         started = time.perf_counter()
         try:
             response: web.StreamResponse = await self._dispatch(request)
@@ -283,11 +283,12 @@ def is_json_media_type(content_type: str) -> bool:
     )
 
 
-def _over_kestrel_limits(request: web.BaseRequest) -> Rejection | None:
-    """414/431 for a request line or header section the parser let through but Kestrel would refuse.
+def _refused_before_dispatch(request: web.BaseRequest) -> Rejection | None:
+    """414/431/400 for what the parser let through but Kestrel refuses before any function runs.
 
     The parser bounds the target and each header on its own; Kestrel counts the whole request
-    line, all header lines together, and the headers (``devhost.limits``).
+    line, all header lines together, and the headers (``devhost.limits``), and answers 400 to a
+    Host header it cannot parse (which would otherwise fail when the function's URL is built).
     """
     if request_line_bytes(request.method, request.raw_path, request.version) > MAX_REQUEST_LINE_BYTES:
         return REQUEST_LINE_TOO_LONG
@@ -295,6 +296,10 @@ def _over_kestrel_limits(request: web.BaseRequest) -> Rejection | None:
         return TOO_MANY_HEADERS
     if header_section_bytes(request.raw_headers) > MAX_REQUEST_HEADERS_TOTAL_BYTES:
         return HEADERS_TOO_LARGE
+    try:
+        request.url  # noqa: B018 - built from the Host header; yarl raises for one it cannot parse
+    except ValueError:  # UnicodeError (IDNA) is a ValueError too
+        return INVALID_HOST
     return None
 
 

@@ -188,6 +188,16 @@ def test_an_upload_abandoned_half_way_costs_one_log_line_and_no_traceback(host, 
     assert "Traceback" not in host.log
 
 
+@pytest.mark.parametrize("bad_host", [b"x:99999", b"\xff\xfe"], ids=["port out of range", "not IDNA"])
+def test_a_host_header_that_does_not_parse_is_a_json_400_not_a_traceback(host, bad_host):
+    """Kestrel answers 400 (InvalidHostHeader); devhost used to log a traceback and answer 500."""
+    answers: list[RawAnswer] = []
+    request = b"GET /api/hello/x HTTP/1.1\r\nHost: " + bad_host + b"\r\nConnection: close\r\n\r\n"
+    lines = host.log_lines_during(lambda: answers.append(raw_http(host.url, request)))
+    assert_quiet_json_rejection(answers[0], 400, "invalid_host")
+    assert_one_quiet_log_line(lines, 400)
+
+
 def test_a_flood_of_malformed_requests_costs_one_log_line_each(host):
     """Before: every malformed request logged a ~10-line traceback an anonymous caller could use to spam the log."""
     count = 40
