@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import importlib
 import inspect
+import ipaddress
 import logging
 import os
 import signal
@@ -17,11 +18,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
-
-from devhost.routing import function_table, routes_for
-from devhost.server import create_web_app
-from devhost.settings import HostSettings, load_host_settings
+from devhost.routing import HttpRoute, OtherFunction, function_table, routes_for
+from devhost.server import start_server
+from devhost.settings import HostSettings, HostSettingsError, load_host_settings
 from devhost.triggers import start_background_triggers
 
 log = logging.getLogger("devhost")
@@ -34,7 +33,14 @@ def load_app(spec: str, app_dir: Path) -> Any:
     return getattr(importlib.import_module(module_name), attribute or "app")
 
 
-def describe(app: Any, settings: HostSettings, base: str) -> None:
+def _is_loopback(host: str) -> bool:
+    try:
+        return host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
+def describe(app: Any, settings: HostSettings, base: str, listen_host: str = "127.0.0.1") -> None:
     """The function list, like `func start`, and which key levels are enforced (stderr)."""
     table = function_table(app)
     lines = ["", "Functions (devhost; use `func start` where Core Tools is installed):", ""]
@@ -44,13 +50,20 @@ def describe(app: Any, settings: HostSettings, base: str) -> None:
         lines.append(f"        {route.name}: [{methods}] {base}{route.path} ({route.auth_level})")
     for other in table.others.values():
         lines.append(f"        {other.name}: {other.trigger_type}, run with POST {base}/admin/functions/{other.name}")
-    for fn in [*routes, *table.others.values()]:
+    functions: list[HttpRoute | OtherFunction] = [*routes, *table.others.values()]
+    for fn in functions:
         if fn.param_name not in inspect.signature(fn.function).parameters:  # the real host refuses to index it
             lines.append(f"  WARNING {fn.name}: the trigger's arg_name '{fn.param_name}' is not a parameter of the function")
     enforced = settings.enforced_levels()
     lines += ["", "Keys enforced for: " + (", ".join(enforced) if enforced else "nothing (as Core Tools locally)")]
     if settings.cors_origins:
-        lines.append("CORS origins: " + ", ".join(settings.cors_origins))
+        lines.append(
+            "CORS origins: " + ", ".join(settings.cors_origins) + (" (with credentials)" if settings.cors_credentials else "")
+        )
+    lines.append(f"Request body limit: {settings.max_request_body_bytes} bytes (FUNCTIONS_REQUEST_BODY_SIZE_LIMIT)")
+    if not _is_loopback(listen_host):
+        unchecked = "" if len(enforced) == 2 else " Function or admin keys are not set: those functions take anyone."
+        lines.append(f"WARNING: listening on {listen_host}, so other machines can call these functions.{unchecked}")
     print("\n".join(lines) + "\n", file=sys.stderr, flush=True)
 
 
@@ -58,17 +71,11 @@ async def serve(args: argparse.Namespace) -> None:
     app_dir = Path(args.app_dir).resolve()
     settings = load_host_settings(app_dir)  # before importing the app: it may read settings at import
     app = load_app(args.app, app_dir)
-    runner = web.AppRunner(create_web_app(app, settings), access_log=None, handle_signals=False)
-    await runner.setup()
+    port = args.port if args.port is not None else settings.local_http_port
+    running = await start_server(app, settings, args.host, port)  # --port 0: a free port, shown in the URL
     try:
-        port = args.port if args.port is not None else settings.local_http_port
-        site = web.TCPSite(runner, args.host, port)
-        await site.start()
-        bound_port = runner.addresses[0][1]  # the real port when --port 0
-        host = f"[{args.host}]" if ":" in args.host else args.host
-        base = f"http://{host}:{bound_port}"
-        describe(app, settings, base)
-        print(f"DEVHOST_URL={base}", flush=True)
+        describe(app, settings, running.url, args.host)
+        print(f"DEVHOST_URL={running.url}", flush=True)
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -81,7 +88,7 @@ async def serve(args: argparse.Namespace) -> None:
         log.info("devhost stopping")
         await asyncio.gather(*background, return_exceptions=True)
     finally:
-        await runner.cleanup()
+        await running.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("azure").setLevel(logging.WARNING)
     try:
         asyncio.run(serve(args))
+    except HostSettingsError as error:  # a setting the real host refuses: say which, start nothing
+        log.error("devhost cannot start: %s", error)
+        return 2
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return 130
     return 0

@@ -63,8 +63,9 @@ class QueueTriggerRunner:
         """Receive up to ``max_messages`` visible messages and run the function on each; how many were received."""
         await self._ensure_queues()
         received = 0
-        async for message in self._queue.receive_messages(messages_per_page=max_messages, max_messages=max_messages,
-                                                          visibility_timeout=self._visibility_timeout):
+        async for message in self._queue.receive_messages(
+            messages_per_page=max_messages, max_messages=max_messages, visibility_timeout=self._visibility_timeout
+        ):
             received += 1
             await self._handle(message)
         return received
@@ -75,8 +76,13 @@ class QueueTriggerRunner:
         except (binascii.Error, ValueError, TypeError):
             body = (message.content or "").encode()
         queue_message = TriggerQueueMessage(
-            id=message.id, body=body, dequeue_count=message.dequeue_count, pop_receipt=message.pop_receipt,
-            insertion_time=message.inserted_on, expiration_time=message.expires_on, time_next_visible=message.next_visible_on,
+            id=message.id,
+            body=body,
+            dequeue_count=message.dequeue_count,
+            pop_receipt=message.pop_receipt,
+            insertion_time=message.inserted_on,
+            expiration_time=message.expires_on,
+            time_next_visible=message.next_visible_on,
         )
         try:
             result = self._function(queue_message)
@@ -84,7 +90,9 @@ class QueueTriggerRunner:
                 await result
         except Exception as error:  # noqa: BLE001 - like the host: log, retry, poison
             self.stats.failed += 1
-            logger.warning("queue function failed on message %s (dequeue %d): %s", message.id, message.dequeue_count, type(error).__name__)
+            logger.warning(
+                "queue function failed on message %s (dequeue %d): %s", message.id, message.dequeue_count, type(error).__name__
+            )
             if message.dequeue_count >= self._max_dequeue_count:
                 await self._poison.send_message(message.content)
                 await self._queue.delete_message(message)
@@ -119,7 +127,7 @@ class QueueTriggerRunner:
             if not got:
                 try:
                     await asyncio.wait_for(stop.wait(), poll_interval)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     async def close(self) -> None:

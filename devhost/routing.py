@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import lru_cache
-from typing import Any, Callable
+from functools import cache
+from typing import Any
 from urllib.parse import unquote
 
-_TABLES: dict[int, tuple[Any, "FunctionTable"]] = {}
+_TABLES: dict[int, tuple[Any, FunctionTable]] = {}
 _PARAM = re.compile(r"^(\*{1,2})?([^:=?}*]+)((?::[^:=?]+)*)(=[^?]*)?(\?)?$")
 _CONSTRAINTS = {
     "int": r"-?\d+",
@@ -52,7 +53,7 @@ def _tokens(segment: str) -> list[tuple[str, str]]:
     return tokens
 
 
-@lru_cache(maxsize=None)
+@cache
 def _compile(path: str) -> tuple[re.Pattern[str], list[str], dict[str, str], tuple[int, ...]]:
     """A regex for a full route path, its parameter names, defaults, and a precedence rank per segment.
 
@@ -184,8 +185,11 @@ def function_table(app: Any) -> FunctionTable:
                 )
             )
         else:
-            binding = {key: getattr(trigger, key) for key in ("schedule", "run_on_startup", "use_monitor", "queue_name", "connection")
-                       if getattr(trigger, key, None) is not None}
+            binding = {
+                key: getattr(trigger, key)
+                for key in ("schedule", "run_on_startup", "use_monitor", "queue_name", "connection")
+                if getattr(trigger, key, None) is not None
+            }
             others[name] = OtherFunction(name, type(trigger).__name__, trigger.name, fn.get_user_function(), binding)
     table = FunctionTable(tuple(routes), others)
     _TABLES[id(app)] = (app, table)

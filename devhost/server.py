@@ -3,7 +3,12 @@
 ``async def`` functions run on that loop, as in the Python worker; plain ``def``
 functions run in the loop's thread pool. Nothing about a request (headers, query,
 body) is logged: they can carry keys and tokens. The access log is one line per
-request: method, path without query string, status, milliseconds.
+request: method, path as sent without query string (escaped, ``devhost.accesslog``),
+status, milliseconds.
+
+Requests the Functions host would refuse are refused first, as it does: a request line,
+header section or body over its limits (``devhost.limits``), malformed HTTP
+(``devhost.protocol``), and a ``POST /admin/functions/<name>`` whose body is not JSON.
 """
 
 from __future__ import annotations
@@ -16,29 +21,42 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, Callable
+from typing import Any
 
 import azure.functions as func
 from aiohttp import web
 
+from devhost.accesslog import log_access, logged_path
+from devhost.body import BodyRejected, read_body
+from devhost.limits import (
+    MAX_REQUEST_HEADER_COUNT,
+    MAX_REQUEST_HEADERS_TOTAL_BYTES,
+    MAX_REQUEST_LINE_BYTES,
+    header_section_bytes,
+    request_line_bytes,
+)
+from devhost.protocol import HEADERS_TOO_LARGE, INVALID_HOST, REQUEST_LINE_TOO_LONG, TOO_MANY_HEADERS, DevHostServer
+from devhost.rejections import Rejection, rejected
 from devhost.routing import FunctionTable, HttpRoute, build_routes, function_table, routes_for
 from devhost.settings import HostSettings
 
 logger = logging.getLogger("devhost")
-MAX_BODY = 100 * 1024 * 1024  # the Functions host's request body limit
 ADMIN_PREFIX = "/admin/functions/"
 
 
 # --------------------------------------------------------------------------- keys
 
 
-def _given_key(request: web.Request) -> str:
+def _given_key(request: web.BaseRequest) -> str:
     return request.headers.get("x-functions-key") or request.query.get("code") or ""
 
 
-def authorized(request: web.Request, level: str, settings: HostSettings) -> bool:
+def authorized(request: web.BaseRequest, level: str, settings: HostSettings) -> bool:
     """anonymous: open; function: function or master key; admin: master key. Unconfigured levels are open."""
+    accepted: tuple[str | None, ...]
     if level == "admin":
         required, accepted = settings.master_key, (settings.master_key,)
     elif level == "function":
@@ -64,8 +82,12 @@ def _arguments(function: Callable[..., Any], name: str, trigger_param: str, valu
             kwargs[parameter.name] = value
         elif parameter.name == "context":
             kwargs["context"] = SimpleNamespace(
-                invocation_id=str(uuid.uuid4()), function_name=name, function_directory="",
-                trace_context=None, retry_context=None, thread_local_storage=threading.local(),
+                invocation_id=str(uuid.uuid4()),
+                function_name=name,
+                function_directory="",
+                trace_context=None,
+                retry_context=None,
+                thread_local_storage=threading.local(),
             )
         elif parameter.default is parameter.empty:
             kwargs[parameter.name] = None  # an output binding or the like: not emulated
@@ -126,11 +148,11 @@ class DevHost:
         origins = self.settings.cors_origins
         if not origin or not origins:
             return None
-        if "*" in origins:
-            return origin if self.settings.cors_credentials else "*"
+        if "*" in origins:  # never with credentials: HostSettings refuses that combination
+            return "*"
         return origin if origin.rstrip("/").lower() in {o.lower() for o in origins} else None
 
-    def _add_cors(self, request: web.Request, response: web.StreamResponse) -> None:
+    def _add_cors(self, request: web.BaseRequest, response: web.StreamResponse) -> None:
         allowed = self._allowed_origin(request.headers.get("Origin"))
         if not allowed:
             return
@@ -143,7 +165,7 @@ class DevHost:
         if self.settings.cors_credentials:
             response.headers["Access-Control-Allow-Credentials"] = "true"
 
-    def _preflight(self, request: web.Request) -> web.Response | None:
+    def _preflight(self, request: web.BaseRequest) -> web.Response | None:
         if not self.settings.cors_origins or request.method != "OPTIONS":
             return None
         if "Origin" not in request.headers or "Access-Control-Request-Method" not in request.headers:
@@ -159,28 +181,30 @@ class DevHost:
 
     # dispatch --------------------------------------------------------------
 
-    async def handle(self, request: web.Request) -> web.StreamResponse:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        refusal = _refused_before_dispatch(request)
+        if refusal is not None:
+            return rejected(refusal, request.remote)
         started = time.perf_counter()
         try:
             response: web.StreamResponse = await self._dispatch(request)
-        except web.HTTPException as error:  # e.g. 413 from aiohttp when the body is too large
-            response = web.Response(status=error.status, headers={k: v for k, v in error.headers.items() if k != "Content-Type"})
-        except Exception:  # noqa: BLE001 - never a trace to the client
-            logger.exception("devhost failed on %s %s", request.method, request.path)
+        except BodyRejected as rejection:  # the access line below records it
+            response = rejection.rejection.response()
+        except Exception:
+            logger.exception("devhost failed on %s %s", request.method, logged_path(request))
             response = web.Response(status=500)
         self._add_cors(request, response)
-        elapsed = (time.perf_counter() - started) * 1000
-        logger.info("%s %s %d %.1fms", request.method, request.path, response.status, elapsed)
+        log_access(request, response.status, (time.perf_counter() - started) * 1000)
         return response
 
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         preflight = self._preflight(request)
         if preflight is not None:
             return preflight
         if request.path.lower().startswith(ADMIN_PREFIX) and request.path.count("/") == 3:
             if request.method != "POST":
                 return web.Response(status=405, headers={"Allow": "POST"})
-            return await self._run_other(request, request.path[len(ADMIN_PREFIX):])
+            return await self._run_other(request, request.path[len(ADMIN_PREFIX) :])
         path = request.rel_url.raw_path
         matches = [(route, params) for route in self.routes if (params := route.match(path)) is not None]
         if not matches:
@@ -191,7 +215,7 @@ class DevHost:
         allowed = sorted({method for route, _ in matches for method in route.methods or ()})
         return web.Response(status=405, headers={"Allow": ", ".join(allowed)})
 
-    async def _run_http(self, request: web.Request, route: HttpRoute, params: dict[str, str]) -> web.StreamResponse:
+    async def _run_http(self, request: web.BaseRequest, route: HttpRoute, params: dict[str, str]) -> web.StreamResponse:
         if not authorized(request, route.auth_level, self.settings):
             return web.Response(status=401)
         http_request = func.HttpRequest(
@@ -200,54 +224,115 @@ class DevHost:
             headers=_joined(request.headers, ", ", lower=True),
             params=_joined(request.query, ","),
             route_params=params,
-            body=await request.read(),
+            body=await read_body(request, self.settings.max_request_body_bytes),
         )
         try:
             kwargs = _arguments(route.function, route.name, route.param_name, http_request)
             return to_aiohttp(await call_function(route.function, kwargs))
-        except Exception:  # noqa: BLE001 - like the host: log it, answer 500 without details
+        except Exception:
             logger.exception("function %s raised", route.name)
             return web.Response(status=500)
 
-    async def _run_other(self, request: web.Request, name: str) -> web.Response:
+    async def _run_other(self, request: web.BaseRequest, name: str) -> web.Response:
+        """The admin API's ``POST /admin/functions/<name>``, checked in the host's order.
+
+        The host's ``FunctionsController.Invoke`` (Azure/azure-functions-host,
+        ``src/WebJobs.Script.WebHost/Controllers/FunctionsController.cs``) takes
+        ``[FromBody] FunctionInvocation``: after the admin key, ASP.NET Core MVC answers 415 when
+        no input formatter reads the Content-Type (the JSON formatter reads ``application/json``,
+        ``text/json`` and ``application/*+json``), then the action answers 400 when the body did
+        not bind (empty, not JSON, not an object), then 404 for an unknown function. A cross-site
+        HTML form can only send form or text bodies, so requiring JSON keeps any web page from
+        triggering functions on a developer's machine (Microsoft Learn, "Manually run a non
+        HTTP-triggered function", sends ``Content-Type: application/json``).
+        """
         if not authorized(request, "admin", self.settings):
             return web.Response(status=401)
+        if not is_json_media_type(request.content_type):
+            return web.Response(status=415)
+        raw = await read_body(request, self.settings.max_request_body_bytes)
+        try:
+            document = json.loads(raw) if raw.strip() else None
+        except ValueError:
+            document = None
+        if not isinstance(document, dict):
+            return web.Response(status=400)
         other = self.others.get(name.lower())
         if other is None:
             return web.Response(status=404)
+        argument: Any = document.get("input")
         if other.trigger_type == "TimerTrigger":
             from azure.functions.timer import TimerRequest  # TimerRequest(past_due=...) works on 1.x and 2.x
 
-            argument: Any = TimerRequest(past_due=False)
-        else:
-            raw = await request.read()
-            try:
-                document = json.loads(raw) if raw.strip() else {}
-            except ValueError:
-                return web.Response(status=400)
-            argument = document.get("input") if isinstance(document, dict) else None
-            if other.trigger_type == "QueueTrigger":
-                argument = func.QueueMessage(id=str(uuid.uuid4()), body=argument or "")
+            argument = TimerRequest(past_due=False)
+        elif other.trigger_type == "QueueTrigger":
+            argument = func.QueueMessage(id=str(uuid.uuid4()), body=argument or "")
         try:
             await call_function(other.function, _arguments(other.function, other.name, other.param_name, argument))
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.exception("function %s raised", other.name)
             return web.Response(status=500)
         return web.Response(status=202)
 
 
-DEVHOST_KEY = web.AppKey("devhost", DevHost)
+def is_json_media_type(content_type: str) -> bool:
+    """``application/json``, ``text/json`` or ``application/*+json``: what the host's JSON input formatter reads."""
+    media_type = content_type.strip().lower()
+    return media_type in ("application/json", "text/json") or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
 
 
-def create_web_app(app: Any, settings: HostSettings | None = None) -> web.Application:
-    """An aiohttp application serving ``app`` (a func.FunctionApp, or a FunctionTable from function_table)."""
+def _refused_before_dispatch(request: web.BaseRequest) -> Rejection | None:
+    """414/431/400 for what the parser let through but Kestrel refuses before any function runs.
+
+    The parser bounds the target and each header on its own; Kestrel counts the whole request
+    line, all header lines together, and the headers (``devhost.limits``), and answers 400 to a
+    Host header it cannot parse (which would otherwise fail when the function's URL is built).
+    """
+    if request_line_bytes(request.method, request.raw_path, request.version) > MAX_REQUEST_LINE_BYTES:
+        return REQUEST_LINE_TOO_LONG
+    if len(request.raw_headers) > MAX_REQUEST_HEADER_COUNT:
+        return TOO_MANY_HEADERS
+    if header_section_bytes(request.raw_headers) > MAX_REQUEST_HEADERS_TOTAL_BYTES:
+        return HEADERS_TOO_LARGE
+    try:
+        request.url  # noqa: B018 - built from the Host header; yarl raises for one it cannot parse
+    except ValueError:  # UnicodeError (IDNA) is a ValueError too
+        return INVALID_HOST
+    return None
+
+
+def create_server(app: Any, settings: HostSettings | None = None) -> DevHostServer:
+    """An aiohttp low-level server for ``app`` (a func.FunctionApp, or a FunctionTable from function_table)."""
     settings = settings or HostSettings()
     table = app if isinstance(app, FunctionTable) else function_table(app)
-    host = DevHost(table, routes_for(table, settings.route_prefix), settings)
-    web_app = web.Application(client_max_size=MAX_BODY)
-    web_app[DEVHOST_KEY] = host
-    web_app.router.add_route("*", "/{tail:.*}", host.handle)
-    return web_app
+    return DevHostServer(DevHost(table, routes_for(table, settings.route_prefix), settings).handle)
 
 
-__all__ = ["DevHost", "authorized", "build_routes", "call_function", "create_web_app", "to_aiohttp"]
+@dataclass
+class RunningHost:
+    """A started server: its runner (``await host.stop()``) and base URL."""
+
+    runner: web.ServerRunner
+    url: str
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_server(app: Any, settings: HostSettings, host: str = "127.0.0.1", port: int = 0) -> RunningHost:
+    """Listen on ``host:port`` (0: a free port) on the running loop, the way ``python -m devhost`` does."""
+    runner = web.ServerRunner(create_server(app, settings), handle_signals=False)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    bound_port = runner.addresses[0][1]
+    shown = f"[{host}]" if ":" in host else host
+    return RunningHost(runner, f"http://{shown}:{bound_port}")
+
+
+__all__ = ["DevHost", "RunningHost", "authorized", "build_routes", "call_function", "create_server", "start_server", "to_aiohttp"]

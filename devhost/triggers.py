@@ -12,7 +12,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from devhost.routing import FunctionTable, OtherFunction
@@ -51,17 +51,17 @@ async def run_timer(function: OtherFunction, schedule: str, stop: asyncio.Event)
     if function.binding.get("run_on_startup"):
         await _call(function, TimerRequest(past_due=False))
     while not stop.is_set():
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         due = next_occurrence(schedule, now)
         try:
             await asyncio.wait_for(stop.wait(), (due - now).total_seconds())
             return
-        except asyncio.TimeoutError:
+        except TimeoutError:
             pass
-        started = datetime.now(timezone.utc)
+        started = datetime.now(UTC)
         try:
             await _call(function, TimerRequest(past_due=(started - due).total_seconds() > 1))
-        except Exception:  # noqa: BLE001 - like the host: log it, keep the schedule
+        except Exception:
             logger.exception("timer function %s raised", function.name)
 
 
@@ -78,15 +78,17 @@ async def run_queue(function: OtherFunction, connection: str, queue_name: str, s
         await runner.close()
 
 
-def start_background_triggers(table: FunctionTable, stop: asyncio.Event, env: Mapping[str, str] | None = None) -> list[asyncio.Task]:
+def start_background_triggers(
+    table: FunctionTable, stop: asyncio.Event, env: Mapping[str, str] | None = None
+) -> list[asyncio.Task[None]]:
     """One task per timer and queue function; they end when ``stop`` is set."""
     env = os.environ if env is None else env
-    tasks = []
+    tasks: list[asyncio.Task[None]] = []
     for function in table.others.values():
         try:
             if function.trigger_type == "TimerTrigger":
                 schedule = resolve(str(function.binding["schedule"]), env)
-                next_occurrence(schedule, datetime.now(timezone.utc))  # fail now on a bad schedule, as the host does
+                next_occurrence(schedule, datetime.now(UTC))  # fail now on a bad schedule, as the host does
                 tasks.append(asyncio.create_task(run_timer(function, schedule, stop), name=f"timer:{function.name}"))
                 logger.info("timer %s: schedule %s (UTC)", function.name, schedule)
             elif function.trigger_type == "QueueTrigger":
@@ -94,7 +96,9 @@ def start_background_triggers(table: FunctionTable, stop: asyncio.Event, env: Ma
                 if "=" not in connection:
                     raise ValueError("its storage connection is not a connection string; not polling")
                 queue_name = resolve(str(function.binding["queue_name"]), env)
-                tasks.append(asyncio.create_task(run_queue(function, connection, queue_name, stop), name=f"queue:{function.name}"))
+                tasks.append(
+                    asyncio.create_task(run_queue(function, connection, queue_name, stop), name=f"queue:{function.name}")
+                )
                 logger.info("queue %s: polling %s", function.name, queue_name)
         except (ValueError, KeyError) as error:
             logger.error("%s is not running by itself: %s", function.name, error)

@@ -31,6 +31,8 @@ param corsAllowedOrigins string = ''
 @allowed([2048, 4096])
 param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 100
+@description('FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: the largest request body the Functions host accepts, in bytes (413 beyond, before the body is buffered). Just above the app\'s own 16 KiB limit, so the app still answers its JSON 413 up to here; the platform default is 104857600.')
+param requestBodySizeLimitBytes int = 17408
 
 // --- Caller authentication ---------------------------------------------------------------
 @description('true: App Service Authentication (Easy Auth) validates callers, AUTH_MODE=easyauth; false: the app validates bearer tokens itself, AUTH_MODE=jwt.')
@@ -150,6 +152,7 @@ module api 'modules/functionapp.bicep' = {
     corsAllowedOrigins: corsOrigins
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
+    requestBodySizeLimitBytes: requestBodySizeLimitBytes
     enableEasyAuth: enableEasyAuth
     easyAuthClientId: easyAuthClientId
     easyAuthIssuer: easyAuthIssuer

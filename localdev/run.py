@@ -6,6 +6,10 @@ storage, the ACS Identity emulator when neither ``ACS_CONNECTION_STRING`` nor
 ``ACS_ENDPOINT`` is set, then the app on 127.0.0.1:7071 with Functions Core
 Tools (``func start``) when it is installed, else with ``devhost``. Ctrl-C stops
 everything it started. Environment variables win over local.settings.json.
+
+``LOCALDEV_HOST`` (default 127.0.0.1) is where devhost listens; ``func start`` always
+listens on every interface. What that leaves open is printed as warnings first
+(``localdev.exposure``).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ LOCAL_SETTINGS = ROOT / "local.settings.json"
 SAMPLE_SETTINGS = ROOT / "local.settings.sample.json"
 STATE_DIR = ROOT / ".local"
 APP_PORT = 7071
+DEFAULT_HOST = "127.0.0.1"
 EMULATOR_PORT = 8443
 AZURITE_TABLE_PORT = 10002
 AZURITE_QUEUE_PORT = 10001
@@ -56,6 +61,7 @@ def effective(values: dict[str, Any], name: str) -> str:
 def main() -> int:
     from localdev.azurite import start_azurite
     from localdev.emulator_process import start_emulator
+    from localdev.exposure import exposure_warnings
 
     values = ensure_local_settings()
     env = dict(os.environ)
@@ -69,24 +75,27 @@ def main() -> int:
             env["AzureWebJobsStorage"] = azurite.connection_string
             print(f"Azurite (Table, Queue) on {azurite.table_endpoint}", file=sys.stderr)
         if not (effective(values, "ACS_CONNECTION_STRING") or effective(values, "ACS_ENDPOINT")):
-            emulator = stack.enter_context(
-                start_emulator("--port", str(EMULATOR_PORT), cert_dir=STATE_DIR / "emulator")
-            )
+            emulator = stack.enter_context(start_emulator("--port", str(EMULATOR_PORT), cert_dir=STATE_DIR / "emulator"))
             env["ACS_CONNECTION_STRING"] = emulator.connection_string
             env["ACS_CA_BUNDLE"] = str(emulator.cert_path)
             print(f"ACS Identity emulator on {emulator.endpoint}", file=sys.stderr)
 
-        if shutil.which("func"):
+        core_tools = shutil.which("func") is not None
+        listen_host = os.environ.get("LOCALDEV_HOST", "").strip() or DEFAULT_HOST
+        if core_tools:
             command = ["func", "start", "--port", str(APP_PORT)]
         else:
-            command = [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", str(APP_PORT)]
+            command = [sys.executable, "-m", "devhost", "--host", listen_host, "--port", str(APP_PORT)]
             env.setdefault("DEVHOST_RUN_TRIGGERS", "true")  # the revocation timer and queue run by themselves
+        for warning in exposure_warnings(listen_host, core_tools, lambda name: effective(values, name)):
+            print(f"\n{warning}", file=sys.stderr)
         host = subprocess.Popen(command, cwd=ROOT, env=env)
         print(
             f"\nToken service: http://127.0.0.1:{APP_PORT}/api  (try: curl http://127.0.0.1:{APP_PORT}/api/health)\n"
             "Press Ctrl-C to stop the app and everything started for it.\n",
             file=sys.stderr,
         )
+
         # Ctrl-C (SIGINT) or SIGTERM: stop the host, then the ExitStack stops the stand-ins.
         def stop_host(*_: object) -> None:
             if host.poll() is None:

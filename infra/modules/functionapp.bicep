@@ -33,6 +33,8 @@ param instanceMemoryMB int = 2048
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 100
+@description('FUNCTIONS_REQUEST_BODY_SIZE_LIMIT in bytes: the host answers 413 to a larger body before buffering it (platform default 104857600, i.e. 100 MB per request).')
+param requestBodySizeLimitBytes int = 17408
 
 // --- caller authentication ----------------------------------------------------------
 @description('true: App Service Authentication (Easy Auth) in front, AUTH_MODE=easyauth. false: AUTH_MODE=jwt.')
@@ -172,6 +174,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     REVOCATION_BATCH_SIZE: revocationBatchSize
     MAX_SESSION_HOURS: maxSessionHours
     IDENTITY_RETENTION_DAYS: identityRetentionDays
+    // The Functions host's own request body limit (read by the host, not the app): just above the
+    // app's 16 KiB, so no caller can make an instance buffer 100 MB before the app says 413.
+    FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string(requestBodySizeLimitBytes)
   }
 }
 

@@ -6,18 +6,23 @@ import importlib.util
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import threading
 import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
+import requests
 
-from devhost import HostSettings, create_web_app
+from devhost import HostSettings, RunningHost, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = Path(__file__).resolve().parent / "sample_app"
@@ -39,6 +44,20 @@ class Host:
         while not all(text in self.log for text in texts) and time.monotonic() < deadline:
             time.sleep(0.02)
         return self.log
+
+    def log_lines_during(self, action: Callable[[], object]) -> list[str]:
+        """The stderr lines ``action`` caused: those between the access lines of a marker request before and after it."""
+        start = self._mark()
+        action()
+        end = self._mark()
+        return self.stderr[start : end - 1]
+
+    def _mark(self) -> int:
+        """Log a marker request; the index just past its access line (earlier output has been read by then)."""
+        marker = uuid.uuid4().hex
+        requests.get(f"{self.url}/api/hello/{marker}", timeout=10)
+        self.wait_log(f"/api/hello/{marker} 200")
+        return next(index for index, line in enumerate(self.stderr) if marker in line) + 1
 
     def stop(self, signum: int | None = None) -> int:
         if self.process.poll() is None:
@@ -65,7 +84,7 @@ def sample_dir(tmp: Path, host_json: dict | None = None, local_settings: dict | 
 
 def start_devhost(app_dir: Path, env: dict[str, str], *args: str) -> Host:
     """python -m devhost --app-dir APP_DIR [args] (default --port 0), until it prints DEVHOST_URL=."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DEVHOST_", "SAMPLE_"))}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DEVHOST_", "SAMPLE_", "FUNCTIONS_REQUEST_"))}
     full_env.update(env)
     full_env["PYTHONUNBUFFERED"] = "1"
     port_args = [] if "--port" in args or "--no-port" in args else ["--port", "0"]
@@ -81,6 +100,59 @@ def start_devhost(app_dir: Path, env: dict[str, str], *args: str) -> Host:
             return Host(process, line.strip().split("=", 1)[1], stdout, stderr)
     process.wait(timeout=10)
     raise RuntimeError("devhost did not start: " + "".join(stderr))
+
+
+def run_devhost_until_exit(app_dir: Path, env: dict[str, str], timeout: float = 20) -> subprocess.CompletedProcess[str]:
+    """python -m devhost for a start-up that must fail: its exit code, stdout and stderr."""
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("DEVHOST_", "SAMPLE_", "FUNCTIONS_REQUEST_"))}
+    full_env.update(env)
+    command = [sys.executable, "-m", "devhost", "--app-dir", str(app_dir), "--port", "0"]
+    return subprocess.run(command, check=False, cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+@dataclass
+class RawAnswer:
+    status: int
+    headers: dict[str, str]  # names lower-cased
+    body: bytes
+    raw: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_http(
+    url: str, data: bytes, *, send_after: Callable[[socket.socket], None] | None = None, timeout: float = 10
+) -> RawAnswer:
+    """Send ``data`` as is on a new connection (no client would send malformed requests) and read one answer.
+
+    ``send_after`` may keep sending (a body) while the answer is awaited; errors from it are ignored,
+    since a server that refuses a body may close before it is all sent.
+    """
+    parts = urlsplit(url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=timeout) as sock:
+        sock.sendall(data)
+        if send_after is not None:
+            try:
+                send_after(sock)
+            except OSError:
+                pass
+        received = b""
+        while b"\r\n\r\n" not in received:
+            chunk = sock.recv(65536)
+            if not chunk:
+                raise ConnectionError(f"closed before an answer: {received[:200]!r}")
+            received += chunk
+        head, body = received.split(b"\r\n\r\n", 1)
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        headers = {name.strip().lower(): value.strip() for name, _, value in (line.partition(":") for line in header_lines)}
+        length = int(headers.get("content-length", "0"))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return RawAnswer(int(status_line.split()[1]), headers, body[:length], received)
 
 
 @pytest.fixture(scope="session")
@@ -99,20 +171,19 @@ def sample_module() -> Any:
 async def inproc(sample_module):
     """``base, session = await inproc(HostSettings(...))``: the sample app served in-process on 127.0.0.1, port 0.
 
-    The server runs on the test's event loop, so talk to it with the returned aiohttp session.
+    The server is the one ``python -m devhost`` runs (``start_server``), on the test's event loop,
+    so talk to it with the returned aiohttp session.
     """
-    servers: list[TestServer] = []
+    servers: list[RunningHost] = []
     sessions: list[aiohttp.ClientSession] = []
 
     async def start(settings: HostSettings | None = None) -> tuple[str, aiohttp.ClientSession]:
-        server = TestServer(create_web_app(sample_module.app, settings or HostSettings()), host="127.0.0.1", port=0)
-        await server.start_server()
-        servers.append(server)
+        servers.append(await start_server(sample_module.app, settings or HostSettings()))
         sessions.append(aiohttp.ClientSession())
-        return f"http://127.0.0.1:{server.port}", sessions[-1]
+        return servers[-1].url, sessions[-1]
 
     yield start
     for session in sessions:
         await session.close()
     for server in servers:
-        await server.close()
+        await server.stop()

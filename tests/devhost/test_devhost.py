@@ -10,6 +10,8 @@ import requests
 
 from tests.devhost.conftest import sample_dir, start_devhost
 
+pytestmark = pytest.mark.integration  # devhost subprocesses on loopback
+
 TIMEOUT = 10
 FILE_CORS = "https://app.example.com"
 
@@ -119,9 +121,7 @@ def test_sync_function_gets_the_raw_body(host):
 
 
 def test_the_function_sees_the_whole_request(host):
-    response = requests.post(
-        url(host, "/v1/inspect/one?x=1&y=two"), data="payload", headers={"X-Custom": "hi"}, timeout=TIMEOUT
-    )
+    response = requests.post(url(host, "/v1/inspect/one?x=1&y=two"), data="payload", headers={"X-Custom": "hi"}, timeout=TIMEOUT)
     assert response.status_code == 200
     assert response.headers["Content-Type"] == "application/problem+json"  # the function's own header
     assert response.json() == {
@@ -186,11 +186,14 @@ def test_timer_runs_on_demand_through_the_admin_api(host):
 
 def test_admin_api_queue_input_errors_and_unknown_names(host):
     admin = {"x-functions-key": "mkey-456"}
-    assert requests.post(url(host, "/admin/functions/work"), json={"input": "job-1"}, headers=admin, timeout=TIMEOUT).status_code == 202
+    assert (
+        requests.post(url(host, "/admin/functions/work"), json={"input": "job-1"}, headers=admin, timeout=TIMEOUT).status_code
+        == 202
+    )
     assert "work job-1\n" in host.marker.read_text()
     failing = requests.post(url(host, "/admin/functions/tick_fails"), json={}, headers=admin, timeout=TIMEOUT)
     assert failing.status_code == 500 and failing.content == b""
-    assert requests.post(url(host, "/admin/functions/nope"), headers=admin, timeout=TIMEOUT).status_code == 404
+    assert requests.post(url(host, "/admin/functions/nope"), json={}, headers=admin, timeout=TIMEOUT).status_code == 404
     assert requests.get(url(host, "/admin/functions/tick"), headers=admin, timeout=TIMEOUT).status_code == 405
 
 
@@ -200,7 +203,11 @@ def test_admin_api_queue_input_errors_and_unknown_names(host):
 def test_cors_preflight_for_an_allowed_origin(host):
     preflight = requests.options(
         url(host, "/v1/hello/ada"),
-        headers={"Origin": FILE_CORS, "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization,x-custom"},
+        headers={
+            "Origin": FILE_CORS,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "authorization,x-custom",
+        },
         timeout=TIMEOUT,
     )
     assert preflight.status_code == 204
@@ -221,7 +228,9 @@ def test_cors_simple_requests_allowed_and_disallowed(host):
     other = requests.get(hello, headers={"Origin": "https://evil.example.com"}, timeout=TIMEOUT)
     assert other.status_code == 200
     assert not any(name.lower().startswith("access-control-") for name in other.headers)
-    denied = requests.options(hello, headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"}, timeout=TIMEOUT)
+    denied = requests.options(
+        hello, headers={"Origin": "https://evil.example.com", "Access-Control-Request-Method": "GET"}, timeout=TIMEOUT
+    )
     assert not any(name.lower().startswith("access-control-") for name in denied.headers)
     kept = requests.get(url(host, "/v1/inspect/a"), headers={"Origin": FILE_CORS}, timeout=TIMEOUT)
     assert kept.headers["Vary"] == "Accept, Origin"  # the function's Vary is kept
@@ -251,7 +260,10 @@ def test_no_keys_configured_env_cors_and_local_http_port(tmp_path):
     app_dir = sample_dir(
         tmp_path,
         host_json={"version": "2.0", "extensions": {"http": {"routePrefix": ""}}},
-        local_settings={"Values": {"SAMPLE_MARKER_FILE": str(tmp_path / "m.log")}, "Host": {"LocalHttpPort": port, "CORS": FILE_CORS}},
+        local_settings={
+            "Values": {"SAMPLE_MARKER_FILE": str(tmp_path / "m.log")},
+            "Host": {"LocalHttpPort": port, "CORS": FILE_CORS},
+        },
     )
     running = start_devhost(app_dir, {"DEVHOST_CORS": "*"}, "--no-port")
     try:
@@ -259,7 +271,7 @@ def test_no_keys_configured_env_cors_and_local_http_port(tmp_path):
         assert "Keys enforced for: nothing" in running.wait_log("Keys enforced for")
         assert requests.get(running.url + "/items/1", timeout=TIMEOUT).text == "GET 1"  # no prefix, no key needed
         assert requests.get(running.url + "/secret", timeout=TIMEOUT).text == "admin only"
-        assert requests.post(running.url + "/admin/functions/TICK", timeout=TIMEOUT).status_code == 202
+        assert requests.post(running.url + "/admin/functions/TICK", json={}, timeout=TIMEOUT).status_code == 202
         cors = requests.get(running.url + "/hello/ada", headers={"Origin": "https://anything.example"}, timeout=TIMEOUT)
         assert cors.headers["Access-Control-Allow-Origin"] == "*"  # DEVHOST_CORS wins over Host.CORS
         assert "Access-Control-Allow-Credentials" not in cors.headers

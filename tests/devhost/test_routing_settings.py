@@ -47,7 +47,13 @@ def test_no_prefix():
 
 def test_precedence_literals_constraints_parameters_catch_all():
     routes = [route("a/{*rest}"), route("a/{x?}"), route("a/{x}"), route("a/{x:int}"), route("a/b")]
-    assert [r.template for r in sorted(routes, key=lambda r: r.precedence)] == ["a/b", "a/{x:int}", "a/{x}", "a/{x?}", "a/{*rest}"]
+    assert [r.template for r in sorted(routes, key=lambda r: r.precedence)] == [
+        "a/b",
+        "a/{x:int}",
+        "a/{x}",
+        "a/{x?}",
+        "a/{*rest}",
+    ]
 
 
 def test_local_settings_do_not_override_the_environment(tmp_path, monkeypatch):
@@ -55,10 +61,14 @@ def test_local_settings_do_not_override_the_environment(tmp_path, monkeypatch):
     monkeypatch.delenv("DEVHOST_T_NEW", raising=False)
     monkeypatch.delenv("DEVHOST_CORS", raising=False)
     monkeypatch.delenv("DEVHOST_CORS_CREDENTIALS", raising=False)
-    (tmp_path / "local.settings.json").write_text(json.dumps({
-        "Values": {"DEVHOST_T_SET": "file", "DEVHOST_T_NEW": "file", "DEVHOST_T_BOOL": True},
-        "Host": {"LocalHttpPort": 7999, "CORS": "http://a.test, http://b.test/", "CORSCredentials": "true"},
-    }))
+    (tmp_path / "local.settings.json").write_text(
+        json.dumps(
+            {
+                "Values": {"DEVHOST_T_SET": "file", "DEVHOST_T_NEW": "file", "DEVHOST_T_BOOL": True},
+                "Host": {"LocalHttpPort": 7999, "CORS": "http://a.test, http://b.test/", "CORSCredentials": "true"},
+            }
+        )
+    )
     try:
         settings = load_host_settings(tmp_path)
         assert os.environ["DEVHOST_T_SET"] == "env" and os.environ["DEVHOST_T_NEW"] == "file"

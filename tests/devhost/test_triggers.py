@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from devhost.triggers import next_occurrence, resolve
 
-T0 = datetime(2026, 11, 26, 0, 3, 7, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 26, 0, 3, 7, tzinfo=UTC)
 
 
 def test_settings_in_percent_signs_resolve_from_the_environment():
@@ -19,8 +19,8 @@ def test_settings_in_percent_signs_resolve_from_the_environment():
 
 
 def test_ncrontab_has_seconds_first():
-    assert next_occurrence("0 */5 * * * *", T0) == datetime(2026, 11, 26, 0, 5, 0, tzinfo=timezone.utc)
-    assert next_occurrence("*/10 * * * * *", T0) == datetime(2026, 11, 26, 0, 3, 10, tzinfo=timezone.utc)
-    assert next_occurrence("0 30 9 * * 1-5", T0) == datetime(2026, 11, 26, 9, 30, 0, tzinfo=timezone.utc)  # a Thursday
+    assert next_occurrence("0 */5 * * * *", T0) == datetime(2026, 11, 26, 0, 5, 0, tzinfo=UTC)
+    assert next_occurrence("*/10 * * * * *", T0) == datetime(2026, 11, 26, 0, 3, 10, tzinfo=UTC)
+    assert next_occurrence("0 30 9 * * 1-5", T0) == datetime(2026, 11, 26, 9, 30, 0, tzinfo=UTC)  # a Thursday
     with pytest.raises(ValueError, match="six-field"):
         next_occurrence("*/5 * * * *", T0)  # five-field cron is not NCRONTAB

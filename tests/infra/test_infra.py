@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from shared import settings as app_settings
+from shared.functions.bodies import MAX_BODY_BYTES
 from tests.infra.bicep_text import BicepFile, top_level_entries, unquote
 
 REPO = Path(__file__).resolve().parents[2]
@@ -63,6 +64,9 @@ AZURE_SETTINGS: frozenset[str] = frozenset(
 LOCAL_ONLY: frozenset[str] = frozenset({"ACS_CONNECTION_STRING", "ACS_CA_BUNDLE", "AUTH_DEV_ALLOW_IN_AZURE", "AzureWebJobsStorage"})
 #: Set by the platform itself on every instance.
 PLATFORM: frozenset[str] = frozenset({"WEBSITE_INSTANCE_ID", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT"})
+#: Read by the Functions host itself (not by the app's code), and set both in infra and in the
+#: local settings sample: the host's request body limit (see the test below).
+HOST_SETTINGS: frozenset[str] = frozenset({"FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"})
 #: In local.settings.json for Core Tools only: on Flex Consumption the runtime lives in
 #: functionAppConfig and worker indexing is the default.
 LOCAL_HOST_ONLY: frozenset[str] = frozenset({"FUNCTIONS_WORKER_RUNTIME", "AzureWebJobsFeatureFlags"})
@@ -133,13 +137,33 @@ def test_the_list_names_nothing_the_code_no_longer_reads() -> None:
 
 def test_local_settings_sample_names_are_classified() -> None:
     values = json.loads((REPO / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
-    unclassified = set(values) - AZURE_SETTINGS - LOCAL_ONLY - PLATFORM - LOCAL_HOST_ONLY
+    unclassified = set(values) - AZURE_SETTINGS - LOCAL_ONLY - PLATFORM - LOCAL_HOST_ONLY - HOST_SETTINGS
     assert not unclassified, sorted(unclassified)
 
 
 def test_infra_sets_every_azure_setting() -> None:
     missing = AZURE_SETTINGS - set(infra_app_settings())
     assert not missing, sorted(missing)
+
+
+def test_request_body_limit_is_set_just_above_the_apps_own_limit_in_bicep_and_the_sample() -> None:
+    """FUNCTIONS_REQUEST_BODY_SIZE_LIMIT (Microsoft Learn, "App settings reference for Azure Functions":
+    overrides the host's body limit, in bytes, default 104,857,600; read by Azure/azure-functions-host
+    ``Middleware/HttpRequestBodySizeMiddleware.cs``). Above the app's 16 KiB so the app still answers
+    its own JSON 413 up to the limit; far below 100 MB so no caller can make an instance buffer that."""
+    value = infra_app_settings()["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"]
+    assert value == "string(requestBodySizeLimitBytes)", value
+    defaults = set()
+    for path in (FUNCTION_APP, MAIN):
+        declared = BicepFile(path).params["requestBodySizeLimitBytes"]
+        assert declared.type == "int" and declared.default is not None, (path.name, declared)
+        defaults.add(int(declared.default))
+    [api] = [m for m in BicepFile(MAIN).declarations("module") if m.target == "modules/functionapp.bicep"]
+    assert api.object("params")["requestBodySizeLimitBytes"] == "requestBodySizeLimitBytes"
+    sample = json.loads((REPO / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
+    [limit] = defaults  # the same in both Bicep files
+    assert int(sample["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"]) == limit  # and locally (devhost honours it)
+    assert MAX_BODY_BYTES < limit <= 64 * 1024 < 104_857_600
 
 
 def test_infra_sets_no_local_only_or_flex_deprecated_setting() -> None:

@@ -105,3 +105,10 @@ def cookies(req: func.HttpRequest) -> func.HttpResponse:
     response.headers.add_header("Set-Cookie", "a=1")
     response.headers.add_header("Set-Cookie", "b=2")
     return response
+
+
+@app.route(route="headers", methods=["GET"])
+async def header_sizes(req: func.HttpRequest) -> func.HttpResponse:
+    """How much of the request reached the function (sizes only: values may be tokens)."""
+    body = {"authorization_length": len(req.headers.get("authorization", "")), "count": len(req.headers)}
+    return func.HttpResponse(json.dumps(body), mimetype="application/json")
