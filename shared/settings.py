@@ -13,7 +13,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal
 from urllib.parse import urlparse
 
 from shared.domain.errors import SettingsError
@@ -210,10 +210,9 @@ def load_revocation_settings(env: Mapping[str, str]) -> RevocationSettings:
 
 
 def load_auth_settings(env: Mapping[str, str]) -> AuthSettings:
-    raw_mode = (_get(env, "AUTH_MODE") or "").lower()
-    if raw_mode not in AUTH_MODES:
-        raise SettingsError("AUTH_MODE", f"must be one of {', '.join(AUTH_MODES)} (got {raw_mode or 'nothing'})")
-    mode = cast("AuthMode", raw_mode)
+    mode = (_get(env, "AUTH_MODE") or "").lower()
+    if mode not in AUTH_MODES:  # narrows mode to AuthMode
+        raise SettingsError("AUTH_MODE", f"must be one of {', '.join(AUTH_MODES)} (got {mode or 'nothing'})")
     issuer = _url(env, "AUTH_ISSUER")
     audiences = _csv(env, "AUTH_AUDIENCE")
     jwks_url = _url(env, "AUTH_JWKS_URL")

@@ -78,10 +78,10 @@ def _as_utc(expires_on: datetime | str | float) -> datetime:
 
 
 def _retry_after(error: HttpResponseError, default: int) -> int:
-    response = error.response
-    if response is not None:
+    headers = getattr(error.response, "headers", None) or {}
+    if headers:
         for header in ("Retry-After", "retry-after-ms", "x-ms-retry-after-ms"):
-            raw = response.headers.get(header)
+            raw = headers.get(header)
             if not raw:
                 continue
             try:
@@ -125,10 +125,37 @@ def _teams_token_rejected(_: HttpResponseError) -> ServiceError:
     return InvalidRequestError("The Teams user's Entra ID token was rejected by ACS.", code="invalid_teams_token")
 
 
+#: The Teams exchange's fields as ACS names them (its ``target``, either case) -> this API's field and what to check.
+TEAMS_FIELDS: dict[str, tuple[str, str]] = {
+    "appid": (
+        "clientId",
+        "clientId must be the application (client) id of the Entra app the Teams token was requested by "
+        "(the token's appid or azp claim).",
+    ),
+    "userid": (
+        "userObjectId",
+        "userObjectId must be the Entra object id of the signed-in Teams user (the token's oid claim); "
+        "a common mistake is sending the tenant id (tid) or the app's id instead.",
+    ),
+}
+
+
+def _validation_error(error: HttpResponseError) -> ServiceError:
+    """ACS's 400 ValidationError: for the Teams exchange's appId/userId, say which of our fields is wrong and why."""
+    target = getattr(getattr(error, "error", None), "target", None)
+    field = TEAMS_FIELDS.get(str(target or "").lower())
+    if field is None:
+        return _bad_request(error)
+    name, hint = field
+    return InvalidRequestError(f"ACS refused {name}: {_service_message(error)} {hint}", code="teams_token_mismatch", target=name)
+
+
 #: ACS error codes that say more than their status (checked first).
 ERRORS_BY_ACS_CODE: dict[str, Callable[[HttpResponseError], ServiceError]] = {
     # 401 for the Teams user's Entra ID token, not for our own credentials.
     "InvalidAccessToken": _teams_token_rejected,
+    # 400 with a target; for the Teams exchange, appId/userId that do not fit the token.
+    "ValidationError": _validation_error,
 }
 #: Then the HTTP status; anything else 4xx is an invalid request, anything else 5xx an outage.
 ERRORS_BY_STATUS: dict[int, Callable[[HttpResponseError], ServiceError]] = {

@@ -81,7 +81,7 @@ def record_request(operation: str, status: int, latency_ms: float) -> None:
     """
     if not _configured:
         return
-    dimensions = {
+    dimensions: dict[str, str | int | float] = {
         "operation": _safe_operation(operation),
         "status": int(status),
         "latency_ms": round(float(latency_ms), 1),

@@ -160,8 +160,18 @@ def test_teams_exchange_success_and_rejection(dev_app, emulator):
     assert set(response.json()) == {"token", "expiresOn"}
     assert emulator.validate(response.json()["token"])["communicationUserId"] == f"8:orgid:{oid}"
 
+    # Real ACS answers a user id the token was not issued for with 400 ValidationError, target userId
+    # (Azure/azure-sdk-assets, python/communication/azure-communication-identity recordings,
+    # test_get_token_for_teams_user_with_wrong_user_object_id); the caller learns which field is wrong.
     mismatch = post_json(dev_app.api("token/teams"), {**body, "userObjectId": "33333333-3333-3333-3333-333333333333"}, as_user("teams-user"))
-    assert mismatch.status_code == 400 and mismatch.json()["error"]["code"] == "invalid_teams_token"
+    error = mismatch.json()["error"]
+    assert mismatch.status_code == 400 and (error["code"], error["target"]) == ("teams_token_mismatch", "userObjectId")
+    assert "tenant id" in error["message"]
+    wrong_app = post_json(dev_app.api("token/teams"), {**body, "clientId": "44444444-4444-4444-4444-444444444444"}, as_user("teams-user"))
+    assert (wrong_app.status_code, wrong_app.json()["error"]["target"]) == (400, "clientId")
+    # A token ACS does not accept at all stays invalid_teams_token (401 InvalidAccessToken from ACS).
+    forged = post_json(dev_app.api("token/teams"), {**body, "teamsToken": "not-a-jwt"}, as_user("teams-user"))
+    assert forged.status_code == 400 and forged.json()["error"]["code"] == "invalid_teams_token"
     assert teams_token not in dev_app.log_text()
 
 

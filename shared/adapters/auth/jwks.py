@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from typing import Any
 from urllib.parse import urlparse
 
 import aiohttp
@@ -53,17 +54,20 @@ class JwksCache:
             return next(iter(self._keys.values())) if len(self._keys) == 1 else None
         return self._keys.get(kid)
 
-    async def _get_json(self, url: str) -> dict:
+    async def _get_json(self, url: str) -> dict[str, Any]:
         if self._session is None:
             self._session = aiohttp.ClientSession(timeout=TIMEOUT)
         try:
             async with self._session.get(url, headers={"Accept": "application/json"}) as response:
                 if response.status != 200:
                     raise UnavailableError("The sign-in provider's keys could not be fetched; retry later.")
-                return await response.json(content_type=None)
+                document = await response.json(content_type=None)
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             logger.warning("fetching %s failed", urlparse(url).netloc)
             raise UnavailableError("The sign-in provider could not be reached; retry later.") from None
+        if not isinstance(document, dict):
+            raise UnavailableError("The sign-in provider answered something other than a JSON object.")
+        return document
 
     async def _refresh(self) -> None:
         url = self._jwks_url

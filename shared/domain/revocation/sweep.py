@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
@@ -167,7 +167,7 @@ class Sweeper:
         policy = self._policy(now)
         deferred: list[WorkItem] = []
 
-        async def stream() -> AsyncIterator[WorkItem]:
+        async def stream() -> AsyncGenerator[WorkItem, None]:
             for item in items:
                 yield item
 
@@ -188,7 +188,7 @@ class Sweeper:
 
     # ------------------------------------------------------------------ planning
 
-    async def _plan(self, policy: SweepPolicy, *, plan_policy: bool) -> AsyncIterator[WorkItem]:
+    async def _plan(self, policy: SweepPolicy, *, plan_policy: bool) -> AsyncGenerator[WorkItem, None]:
         async for request in self._ledger.due(policy.now):
             yield WorkItem("request", request.row_key, request)
         if not plan_policy:
@@ -207,13 +207,13 @@ class Sweeper:
 
     async def _process(
         self,
-        items: AsyncIterator[WorkItem],
+        items: AsyncGenerator[WorkItem, None],
         policy: SweepPolicy,
         summary: SweepSummary,
         *,
         deadline: float,
         deferred: list[WorkItem] | None = None,
-    ) -> AsyncIterator[WorkItem] | None:
+    ) -> AsyncGenerator[WorkItem, None] | None:
         """Workers pull items until the stream ends or the budget does; returns the unclaimed rest, if any."""
         lock = asyncio.Lock()
         exhausted = False
