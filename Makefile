@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 WEB_BUNDLE := samples/web/vendor/communication-common.js
 
-.PHONY: setup run test quickstart bench emulator clean chromium upstream-tests
+.PHONY: setup run test test-fast check lock quickstart bench emulator clean chromium upstream-tests
 
 setup: $(VENV)/.installed node_modules/.installed $(WEB_BUNDLE)
 
@@ -35,9 +35,21 @@ run: setup
 upstream-tests: setup
 	$(PY) -m tests.upstream.sdist
 
-## The whole test suite against real Azurite and the ACS emulator.
-test: setup chromium
+## The quality bar: format, lint, layers, types (scripts/check). `make test` runs it first.
+check: setup
+	BIN=$(VENV)/bin bash scripts/check
+
+## The whole test suite against real Azurite and the ACS emulator (and Microsoft's own SDK tests), after `make check`.
+test: setup chromium upstream-tests check
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+## The unit layer only (in-memory fakes, no stand-ins, no network sockets): seconds.
+test-fast: setup
+	$(PY) -m pytest -m "not (integration or browser or soak or upstream or fleet)" --disable-socket --allow-unix-socket $(PYTEST_ARGS)
+
+## requirements.txt (pinned, every supported Python) from requirements.in.
+lock: setup
+	$(VENV)/bin/uv pip compile --universal --python-version 3.11 --custom-compile-command "make lock" requirements.in -o requirements.txt
 
 ## Microsoft's access-token quickstart, through shared/ (emulator unless ACS_* is set).
 quickstart: setup

@@ -40,9 +40,19 @@ def register(name: str, benchmark: Benchmark) -> None:
 BUILTIN = ("overhead", "concurrency", "coldstart", "memory", "sweep")
 
 
+def _lazy(module: str) -> Benchmark:
+    """The benchmark of ``bench.<module>``, imported only when it runs."""
+
+    def benchmark(ctx: BenchContext) -> list[Table]:
+        result: list[Table] = importlib.import_module(f"bench.{module}").run(ctx)
+        return result
+
+    return benchmark
+
+
 def _load_builtin() -> None:
     for name in BUILTIN:
-        register(name, lambda ctx, module=name: importlib.import_module(f"bench.{module}").run(ctx))
+        register(name, _lazy(name))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scale every count down (a smoke run in well under a minute each)")
     parser.add_argument("--only", default="", help=f"comma-separated subset of: {', '.join(BENCHMARKS)}")
-    parser.add_argument("--output", type=Path, default=None, help="write the results here (default: bench/RESULTS.md for a full run)")
+    parser.add_argument(
+        "--output", type=Path, default=None, help="write the results here (default: bench/RESULTS.md for a full run)"
+    )
     parser.add_argument("--no-write", action="store_true", help="only print")
     args = parser.parse_args(argv)
 
@@ -66,25 +78,26 @@ def main(argv: list[str] | None = None) -> int:
     from localdev.emulator_process import start_emulator
 
     tables: list[Table] = []
-    with tempfile.TemporaryDirectory(prefix="acs-bench-") as tmp:
-        with start_azurite(location=Path(tmp) / "azurite") as azurite, start_emulator(
-            *EMULATOR_NO_LIMITS, cert_dir=Path(tmp)
-        ) as emulator:
-            ctx = BenchContext(azurite=azurite, emulator=emulator, quick=args.quick, env=base_env(azurite, emulator))
-            for name in selected:
-                started = time.perf_counter()
-                print(f"-- {name} ...", flush=True)
-                try:
-                    results = BENCHMARKS[name](ctx)
-                except Exception as error:  # noqa: BLE001 - one failed benchmark must not lose the others' figures
-                    traceback.print_exc()
-                    failed = Table(f"{name}: FAILED", ["error"])
-                    failed.add(f"{type(error).__name__}: {str(error)[:200]}")
-                    results = [failed]
-                for table in results:
-                    print(table.text(), flush=True)
-                print(f"   ({name}: {time.perf_counter() - started:.0f} s)", flush=True)
-                tables.extend(results)
+    with (
+        tempfile.TemporaryDirectory(prefix="acs-bench-") as tmp,
+        start_azurite(location=Path(tmp) / "azurite") as azurite,
+        start_emulator(*EMULATOR_NO_LIMITS, cert_dir=Path(tmp)) as emulator,
+    ):
+        ctx = BenchContext(azurite=azurite, emulator=emulator, quick=args.quick, env=base_env(azurite, emulator))
+        for name in selected:
+            started = time.perf_counter()
+            print(f"-- {name} ...", flush=True)
+            try:
+                results = BENCHMARKS[name](ctx)
+            except Exception as error:  # noqa: BLE001 - one failed benchmark must not lose the others' figures
+                traceback.print_exc()
+                failed = Table(f"{name}: FAILED", ["error"])
+                failed.add(f"{type(error).__name__}: {str(error)[:200]}")
+                results = [failed]
+            for table in results:
+                print(table.text(), flush=True)
+            print(f"   ({name}: {time.perf_counter() - started:.0f} s)", flush=True)
+            tables.extend(results)
     if output is not None and not args.no_write:
         command = "make bench" if not argv and len(sys.argv) == 1 else "python -m bench " + " ".join(argv or sys.argv[1:])
         write_results(output, tables, command=command, quick=args.quick)

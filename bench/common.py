@@ -24,8 +24,16 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 
 #: The emulator's ACS rate limits would throttle a benchmark long before it measures anything.
-EMULATOR_NO_LIMITS = ("--limit-issue", "10000000", "--limit-create", "10000000", "--limit-revoke", "10000000",
-                      "--limit-delete", "10000000")
+EMULATOR_NO_LIMITS = (
+    "--limit-issue",
+    "10000000",
+    "--limit-create",
+    "10000000",
+    "--limit-revoke",
+    "10000000",
+    "--limit-delete",
+    "10000000",
+)
 
 
 @dataclass
@@ -81,7 +89,7 @@ class Sample:
     def pct(self, q: float) -> float:
         """The q-th percentile in milliseconds (nearest rank)."""
         ordered = sorted(self.latencies)
-        index = min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered))) - 1))
+        index = min(len(ordered) - 1, max(0, round(q / 100 * len(ordered)) - 1))
         return ordered[index] * 1000
 
     @property
@@ -191,7 +199,7 @@ def start_devhost(env: dict[str, str]) -> DevhostProcess:
 
 
 def http_get(url: str, timeout: float = 10.0) -> int:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - loopback only
+    with urllib.request.urlopen(url, timeout=timeout) as response:
         return response.status
 
 

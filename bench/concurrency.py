@@ -45,7 +45,8 @@ async def _run_levels(ctx: BenchContext, total: int, naive_total: int) -> dict[i
 
     async def raw_and_write(i: int) -> None:
         await asyncio.gather(
-            client.get_token(acs_id, ["voip"], token_expires_in=expiry), store.record_issued(f'["dev","{users[i % len(users)]}"]', utc_now())
+            client.get_token(acs_id, ["voip"], token_expires_in=expiry),
+            store.record_issued(f'["dev","{users[i % len(users)]}"]', utc_now()),
         )
 
     async def naive(_: int) -> None:
@@ -78,8 +79,19 @@ def run(ctx: BenchContext) -> list[Table]:
     results = asyncio.run(_run_levels(ctx, total, naive_total))
     table = Table(
         f"Throughput by concurrent callers ({total} requests per level, naive {naive_total})",
-        ["callers", "raw SDK req/s (baseline)", "raw ‖ Table write req/s", "shipped req/s", "shipped vs raw",
-         "shipped vs raw ‖ write", "naive req/s", "naive vs raw", "shipped p50/p99 ms", "raw p50/p99 ms", "naive p50/p99 ms"],
+        [
+            "callers",
+            "raw SDK req/s (baseline)",
+            "raw ‖ Table write req/s",
+            "shipped req/s",
+            "shipped vs raw",
+            "shipped vs raw ‖ write",
+            "naive req/s",
+            "naive vs raw",
+            "shipped p50/p99 ms",
+            "raw p50/p99 ms",
+            "naive p50/p99 ms",
+        ],
     )
     misses = []
     for level, samples in results.items():
@@ -88,9 +100,17 @@ def run(ctx: BenchContext) -> list[Table]:
         if share < TARGET:
             misses.append(f"{level} callers {share * 100:.0f} %")
         table.add(
-            str(level), raw.rps, floor.rps, shipped.rps, f"{share * 100:.0f} %", f"{shipped.rps / floor.rps * 100:.0f} %",
-            naive.rps, f"{naive.rps / raw.rps * 100:.0f} %",
-            f"{shipped.p50:.1f} / {shipped.p99:.1f}", f"{raw.p50:.1f} / {raw.p99:.1f}", f"{naive.p50:.1f} / {naive.p99:.1f}",
+            str(level),
+            raw.rps,
+            floor.rps,
+            shipped.rps,
+            f"{share * 100:.0f} %",
+            f"{shipped.rps / floor.rps * 100:.0f} %",
+            naive.rps,
+            f"{naive.rps / raw.rps * 100:.0f} %",
+            f"{shipped.p50:.1f} / {shipped.p99:.1f}",
+            f"{raw.p50:.1f} / {raw.p99:.1f}",
+            f"{naive.p50:.1f} / {naive.p99:.1f}",
         )
     table.notes.append(
         f"Target shipped ≥ {TARGET * 100:.0f} % of raw SDK throughput at every level: "
@@ -101,5 +121,7 @@ def run(ctx: BenchContext) -> list[Table]:
         "Shipped = one ACS call + one Table write per request (warm user). The 'raw ‖ Table write' column is that floor "
         "without the function: where shipped tracks it, the gap to raw is Azurite, not the function's code."
     )
-    table.notes.append("Naive = a new client per request (TLS handshake, new pool), no identity map: the anti-pattern the shipped design avoids.")
+    table.notes.append(
+        "Naive = a new client per request (TLS handshake, new pool), no identity map: the anti-pattern the shipped design avoids."
+    )
     return [table]

@@ -67,7 +67,12 @@ asyncio.run(main())
 
 def _child(mode: str, first: int, last: int, env: dict[str, str]) -> dict[str, dict]:
     result = subprocess.run(
-        [sys.executable, "-c", CHILD, mode, str(first), str(last)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
+        [sys.executable, "-c", CHILD, mode, str(first), str(last)],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     points = {}
     for line in result.stdout.splitlines():
@@ -87,15 +92,31 @@ def run(ctx: BenchContext) -> list[Table]:
     mib = lambda kib: kib / 1024  # noqa: E731
     table = Table(
         f"Worker memory (RSS, MiB) after {first:,} and {last:,} requests",
-        ["process", "after warm-up", f"after {first:,}", f"peak at {first:,} (VmHWM)", f"after {last:,}", f"peak at {last:,}",
-         f"growth {first:,}→{last:,}", "per 1k requests"],
+        [
+            "process",
+            "after warm-up",
+            f"after {first:,}",
+            f"peak at {first:,} (VmHWM)",
+            f"after {last:,}",
+            f"peak at {last:,}",
+            f"growth {first:,}→{last:,}",
+            "per 1k requests",
+        ],
     )
     per_k = {}
     for label, points in (("raw async SDK get_token (baseline)", raw), ("issue_token in process, 1,000 users", shipped)):
         growth = mib(points["last"]["rss_kib"] - points["first"]["rss_kib"])
         per_k[label] = growth / ((last - first) / 1000)
-        table.add(label, mib(points["warm"]["rss_kib"]), mib(points["first"]["rss_kib"]), mib(points["first"]["peak_kib"]),
-                  mib(points["last"]["rss_kib"]), mib(points["last"]["peak_kib"]), f"{growth:+.1f}", f"{per_k[label] * 1024:+.0f} KiB")
+        table.add(
+            label,
+            mib(points["warm"]["rss_kib"]),
+            mib(points["first"]["rss_kib"]),
+            mib(points["first"]["peak_kib"]),
+            mib(points["last"]["rss_kib"]),
+            mib(points["last"]["peak_kib"]),
+            f"{growth:+.1f}",
+            f"{per_k[label] * 1024:+.0f} KiB",
+        )
     shipped_growth = mib(shipped["last"]["rss_kib"] - shipped["first"]["rss_kib"])
     raw_growth = mib(raw["last"]["rss_kib"] - raw["first"]["rss_kib"])
     bounded = shipped_growth <= max(5.0, raw_growth + 5.0)

@@ -7,12 +7,20 @@ import platform
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
 #: Packages whose versions decide the figures (the SDK, its transport, the host shim, storage).
-PACKAGES = ("azure-functions", "azure-communication-identity", "azure-core", "azure-data-tables", "azure-identity", "aiohttp", "PyJWT")
+PACKAGES = (
+    "azure-functions",
+    "azure-communication-identity",
+    "azure-core",
+    "azure-data-tables",
+    "azure-identity",
+    "aiohttp",
+    "PyJWT",
+)
 
 
 @dataclass
@@ -30,7 +38,7 @@ class Table:
     def text(self) -> str:
         widths = [max(len(c), *(len(r[i]) for r in self.rows)) if self.rows else len(c) for i, c in enumerate(self.columns)]
         line = lambda cells: "  ".join(  # noqa: E731
-            cell.ljust(width) if i == 0 else cell.rjust(width) for i, (cell, width) in enumerate(zip(cells, widths))
+            cell.ljust(width) if i == 0 else cell.rjust(width) for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
         )
         out = [f"\n== {self.title}", line(self.columns), line(["-" * w for w in widths])]
         out += [line(row) for row in self.rows]
@@ -86,7 +94,7 @@ def machine() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions.append(f"{name} (not installed)")
     return {
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cores": str(os.cpu_count()),
         "cpu": cpu,
         "ram": ram,

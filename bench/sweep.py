@@ -69,25 +69,49 @@ class Seeded:
         await _bounded(self.count, 32, create)
         self.acs_ids = ids
         now = utc_now()
-        by_partition: dict[str, list[tuple[str, Any]]] = {}
-        async with TableClient.from_connection_string(conn, self.identity_table) as identities, \
-                TableClient.from_connection_string(conn, self.ledger_table) as ledger:
+        by_partition: dict[str, list[tuple[str, Any, Any]]] = {}
+        async with (
+            TableClient.from_connection_string(conn, self.identity_table) as identities,
+            TableClient.from_connection_string(conn, self.ledger_table) as ledger,
+        ):
             await identities.create_table()
             await ledger.create_table()
-            requests: list[tuple[str, Any]] = []
+            requests: list[tuple[str, Any, Any]] = []
             for index, acs_id in enumerate(ids):
                 key = Caller("dev", f"bench-{index}", frozenset()).key
                 partition, row = entity_keys(key)
-                by_partition.setdefault(partition, []).append(("upsert", {
-                    "PartitionKey": partition, "RowKey": row, "UserKey": key, "AcsUserId": acs_id,
-                    "CreatedAt": now, "LastIssuedAt": now,
-                }, {"mode": UpdateMode.REPLACE}))
-                requests.append(("upsert", {
-                    "PartitionKey": REQUEST_PARTITION, "RowKey": request_row_key("revoke", key), "Action": "revoke",
-                    "UserKey": key, "Reason": "bench", "Source": "bench", "RequestedAt": now, "NotBefore": now,
-                }, {"mode": UpdateMode.REPLACE}))
-            batches = [ops[i:i + 100] for ops in by_partition.values() for i in range(0, len(ops), 100)]
-            batches += [requests[i:i + 100] for i in range(0, len(requests), 100)]
+                by_partition.setdefault(partition, []).append(
+                    (
+                        "upsert",
+                        {
+                            "PartitionKey": partition,
+                            "RowKey": row,
+                            "UserKey": key,
+                            "AcsUserId": acs_id,
+                            "CreatedAt": now,
+                            "LastIssuedAt": now,
+                        },
+                        {"mode": UpdateMode.REPLACE},
+                    )
+                )
+                requests.append(
+                    (
+                        "upsert",
+                        {
+                            "PartitionKey": REQUEST_PARTITION,
+                            "RowKey": request_row_key("revoke", key),
+                            "Action": "revoke",
+                            "UserKey": key,
+                            "Reason": "bench",
+                            "Source": "bench",
+                            "RequestedAt": now,
+                            "NotBefore": now,
+                        },
+                        {"mode": UpdateMode.REPLACE},
+                    )
+                )
+            batches = [ops[i : i + 100] for ops in by_partition.values() for i in range(0, len(ops), 100)]
+            batches += [requests[i : i + 100] for i in range(0, len(requests), 100)]
             semaphore = asyncio.Semaphore(8)
 
             async def submit(table: TableClient, batch: list) -> None:
@@ -101,9 +125,9 @@ class Seeded:
                                 raise
                             await asyncio.sleep(0.5 * (attempt + 1))
 
-            await asyncio.gather(*(
-                submit(ledger if batch[0][1]["PartitionKey"] == REQUEST_PARTITION else identities, batch) for batch in batches
-            ))
+            await asyncio.gather(
+                *(submit(ledger if batch[0][1]["PartitionKey"] == REQUEST_PARTITION else identities, batch) for batch in batches)
+            )
 
 
 async def _bounded(total: int, concurrency: int, one: Any) -> float:
@@ -129,8 +153,11 @@ async def _sweep(ctx: BenchContext, seeded: Seeded, rate_per_30s: int) -> tuple[
         load_revocation_settings({}), rate_per_30s=rate_per_30s, concurrency=CONCURRENCY, time_budget_seconds=3600
     )
     service = AcsIdentityClient.from_settings(
-        load_acs_settings({"ACS_CONNECTION_STRING": ctx.emulator.connection_string, "ACS_CA_BUNDLE": str(ctx.emulator.cert_path)}),
-        {}, retry_total=0,
+        load_acs_settings(
+            {"ACS_CONNECTION_STRING": ctx.emulator.connection_string, "ACS_CA_BUNDLE": str(ctx.emulator.cert_path)}
+        ),
+        {},
+        retry_total=0,
     )
     sweeper = build_sweeper(service, store, ledger, None, settings, 1440)
     baseline_rss = _rss_mib()
@@ -169,8 +196,11 @@ async def _run(ctx: BenchContext) -> list[Table]:
 
     # The raw baseline and the seeding use the SDK's default retries (a dropped keep-alive connection is retried).
     raw_client, _ = create_client(
-        load_acs_settings({"ACS_CONNECTION_STRING": ctx.emulator.connection_string, "ACS_CA_BUNDLE": str(ctx.emulator.cert_path)}),
-        {}, retry_total=3,
+        load_acs_settings(
+            {"ACS_CONNECTION_STRING": ctx.emulator.connection_string, "ACS_CA_BUNDLE": str(ctx.emulator.cert_path)}
+        ),
+        {},
+        retry_total=3,
     )
     assert isinstance(raw_client, CommunicationIdentityClient)
     # 30k and 100k were tried: seeding them into Azurite (in-memory, CPU-bound on batch transactions) broke off
@@ -192,8 +222,15 @@ async def _run(ctx: BenchContext) -> list[Table]:
             print(f"   sweeping {count} ...", flush=True)
             raw_rps = await _raw_revoke_rps(ctx, raw_client, seeded.acs_ids[: min(2000, count)])
             summary, seconds, rss, pending = await _sweep(ctx, seeded, rate_per_30s=10_000_000)
-            capacity.add(count, f"{raw_rps:.0f}", f"{summary.revoked / seconds:.0f}", f"{summary.revoked / seconds / raw_rps:.0%}",
-                         f"{seconds:.1f}", f"{rss:.1f}", pending)
+            capacity.add(
+                count,
+                f"{raw_rps:.0f}",
+                f"{summary.revoked / seconds:.0f}",
+                f"{summary.revoked / seconds / raw_rps:.0%}",
+                f"{seconds:.1f}",
+                f"{rss:.1f}",
+                pending,
+            )
         capacity.notes.append(
             "Each recorded request costs 1 ACS call and 3 Table round trips (read the mapping, record the revoke, "
             "complete the request; the request itself comes with the planner's page), so on this machine the sweep's "
@@ -215,8 +252,14 @@ async def _run(ctx: BenchContext) -> list[Table]:
                 summary, seconds, _, _ = await _sweep(ctx, seeded, rate_per_30s=int(allowed * 30 * share))
                 throttled = ctx.emulator.stats()["statuses"].get("revoke:429", 0) - before
                 achieved = summary.revoked / seconds
-                pacing.add(f"{int(allowed * 30 * share)} per 30 s", f"{allowed:.1f}", f"{achieved:.1f}", f"{achieved / allowed:.0%}",
-                           throttled, verdict(achieved >= 0.9 * allowed, f"{achieved:.1f}/s"))
+                pacing.add(
+                    f"{int(allowed * 30 * share)} per 30 s",
+                    f"{allowed:.1f}",
+                    f"{achieved:.1f}",
+                    f"{achieved / allowed:.0%}",
+                    throttled,
+                    verdict(achieved >= 0.9 * allowed, f"{achieved:.1f}/s"),
+                )
         finally:
             ctx.emulator.set_limits(revoke={"count": 10_000_000, "windowSeconds": 30})
         pacing.notes.append(
@@ -236,8 +279,9 @@ async def _run(ctx: BenchContext) -> list[Table]:
             summary, seconds, _, pending = await _sweep(ctx, seeded, rate_per_30s=10_000_000)
         finally:
             ctx.emulator.set_faults(throttleRate=0)
-        throttling.add(seeded.count, summary.revoked, summary.retried, summary.deferred, f"{summary.revoked / seconds:.0f}",
-                       pending)
+        throttling.add(
+            seeded.count, summary.revoked, summary.retried, summary.deferred, f"{summary.revoked / seconds:.0f}", pending
+        )
         throttling.notes.append(
             "Every 429 pauses all workers for Retry-After (ACS asks the whole resource to slow down); "
             "deferred requests stay in the ledger for the next run."
@@ -249,4 +293,3 @@ async def _run(ctx: BenchContext) -> list[Table]:
 
 def run(ctx: BenchContext) -> list[Table]:
     return asyncio.run(_run(ctx))
-

@@ -68,7 +68,7 @@ def describe(app: Any, settings: HostSettings, base: str, listen_host: str = "12
 
 
 async def serve(args: argparse.Namespace) -> None:
-    app_dir = Path(args.app_dir).resolve()
+    app_dir = Path(args.app_dir).resolve()  # noqa: ASYNC240 - once, before the server starts
     settings = load_host_settings(app_dir)  # before importing the app: it may read settings at import
     app = load_app(args.app, app_dir)
     port = args.port if args.port is not None else settings.local_http_port

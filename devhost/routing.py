@@ -127,7 +127,7 @@ class HttpRoute:
         if found is None:
             return None
         params = dict(defaults)
-        params.update({name: unquote(value) for name, value in zip(names, found.groups()) if value is not None})
+        params.update({name: unquote(value) for name, value in zip(names, found.groups(), strict=True) if value is not None})
         return params
 
     @property

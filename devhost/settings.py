@@ -30,7 +30,8 @@ logger = logging.getLogger("devhost")
 CORS_WILDCARD_WITH_CREDENTIALS = (
     "CORS allows any origin (*) together with credentials, which Azure and the Functions host refuse: "
     "any web page could then call the API with the user's cookies or credentials. "
-    "List the origins instead (Host.CORS or DEVHOST_CORS), or turn credentials off (Host.CORSCredentials, DEVHOST_CORS_CREDENTIALS)."
+    "List the origins instead (Host.CORS or DEVHOST_CORS), "
+    "or turn credentials off (Host.CORSCredentials, DEVHOST_CORS_CREDENTIALS)."
 )
 
 

@@ -51,8 +51,8 @@ CURRENT_API_VERSION = "2023-10-01"
 SUCCESS_CONTENT_TYPE = "application/json; charset=utf-8"
 ERROR_CONTENT_TYPE = "application/json"
 
-#: Headers every recorded answer carries with a fixed value: Request-Context and X-Cache in all recordings; Strict-Transport-Security
-#: as in JS_RECORDINGS_2025 (it was "max-age=2592000" in PY_RECORDINGS and JS_RECORDINGS).
+#: Headers every recorded answer carries with a fixed value: Request-Context and X-Cache in all recordings;
+#: Strict-Transport-Security as in JS_RECORDINGS_2025 (it was "max-age=2592000" in PY_RECORDINGS and JS_RECORDINGS).
 FIXED_HEADERS = {
     "Request-Context": "appId=",
     "Strict-Transport-Security": "max-age=31536000;includeSubDomains",

@@ -27,7 +27,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any, Self
 
-from localdev.processes import stop_process
+from localdev.processes import close_pipes, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "ACS_CONNECTION_STRING="
@@ -103,8 +103,10 @@ class EmulatorProcess:
     def identity(self, identity_id: str, *, before: float | None = None) -> dict:
         """What this resource saw of one identity since the last reset, e.g.::
 
-            {"exists": True, "deleted": False, "totalCalls": 3, "calls": {"issue": {"count": 2, "succeeded": 2, "statuses": {"200": 2},
-             "first": t, "last": t, "recent": [{"at": t, "status": 200}, ...]}, ...}, "validFrom": t_or_None, "liveTokens": 1}
+            {"exists": True, "deleted": False, "totalCalls": 3,
+             "calls": {"issue": {"count": 2, "succeeded": 2, "statuses": {"200": 2},
+                                 "first": t, "last": t, "recent": [{"at": t, "status": 200}, ...]}, ...},
+             "validFrom": t_or_None, "liveTokens": 1}
 
         With ``before`` (epoch seconds), also ``liveTokensIssuedBefore``: 0 proves every token issued before then is dead.
         Times are epoch seconds (``time.time()``).
@@ -189,6 +191,7 @@ def start_emulator(
             process.kill()
         process.wait()
         time.sleep(0.1)  # let the stderr reader drain
+        close_pipes(process)
         raise RuntimeError(f"the ACS emulator did not start (stdout: {line!r}):\n" + "".join(stderr_lines))
     emulator = EmulatorProcess(
         line[len(PREFIX) :], None if http else Path(cert_dir) / CERT_NAME, identity_header, process, stderr_lines

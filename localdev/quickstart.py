@@ -48,11 +48,10 @@ def main() -> int:
         return 0
     from localdev.emulator_process import start_emulator
 
-    with tempfile.TemporaryDirectory(prefix="acs-quickstart-") as tmp:
-        with start_emulator(cert_dir=Path(tmp)) as emulator:
-            os.environ["ACS_CONNECTION_STRING"] = emulator.connection_string
-            os.environ["ACS_CA_BUNDLE"] = str(emulator.cert_path)
-            asyncio.run(run_quickstart())
+    with tempfile.TemporaryDirectory(prefix="acs-quickstart-") as tmp, start_emulator(cert_dir=Path(tmp)) as emulator:
+        os.environ["ACS_CONNECTION_STRING"] = emulator.connection_string
+        os.environ["ACS_CA_BUNDLE"] = str(emulator.cert_path)
+        asyncio.run(run_quickstart())
     return 0
 
 

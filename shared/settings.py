@@ -192,7 +192,9 @@ def _queue_name(env: Mapping[str, str], name: str, default: str) -> str:
     value = _get(env, name) or default
     valid_chars = all(c.islower() or c.isdigit() or c == "-" for c in value)
     if not (3 <= len(value) <= 63 and valid_chars and value[0].isalnum() and value[-1].isalnum() and "--" not in value):
-        raise SettingsError(name, "must be 3-63 lowercase letters, digits or single hyphens, starting and ending with a letter or digit")
+        raise SettingsError(
+            name, "must be 3-63 lowercase letters, digits or single hyphens, starting and ending with a letter or digit"
+        )
     return value
 
 

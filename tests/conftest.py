@@ -13,7 +13,8 @@ import pytest
 pytest_plugins = ["tests.support.app_process", "tests.support.sweep_world", "tests.support.clients"]
 
 #: Fixtures that start or talk to real stand-ins.
-INTEGRATION_FIXTURES = frozenset({"azurite", "emulator", "app_factory", "dev_app", "stand_ins", "world", "sample_site"})
+INTEGRATION_FIXTURES = frozenset({"azurite", "emulator", "app_factory", "dev_app", "stand_ins", "world", "sample_site", "issuer"})
+#: (the sweep integration tests call theirs "world"; a local OIDC issuer is "issuer")
 #: Markers of tests allowed to use real sockets.
 REAL_SOCKET_MARKERS = ("integration", "browser", "soak", "upstream", "fleet")
 

@@ -22,7 +22,9 @@ def methods_answered(route: HttpRoute) -> set[str]:
     """The methods a function does not refuse with its own 405, found by calling it (no settings: nothing else runs)."""
     answered = set()
     for method in ALL_METHODS:
-        request = func.HttpRequest(method, f"http://localhost/api/{route.template}", headers={}, params={}, route_params={}, body=b"")
+        request = func.HttpRequest(
+            method, f"http://localhost/api/{route.template}", headers={}, params={}, route_params={}, body=b""
+        )
         response = asyncio.run(route.function(request))
         if response.status_code != 405:
             answered.add(method)
@@ -59,10 +61,25 @@ def test_openapi_paths_and_methods_match_the_routes(table):
         for path, item in document["paths"].items()
         for method, operation in item.items()
     }
-    registered = {
-        (route.template, method, route.name)
-        for route in table.http_routes
-        for method in methods_answered(route)
-    }
+    registered = {(route.template, method, route.name) for route in table.http_routes for method in methods_answered(route)}
     assert documented == registered
 
+
+TOOLS = ("emulator", "devhost", "localdev", "bench", "tests")
+
+
+def test_shipped_code_imports_no_tool_and_funcignore_leaves_tools_out():
+    """What is deployed (function_app.py and shared/) stands alone; the tools beside it are never shipped."""
+    import ast
+
+    shipped = [ROOT / "function_app.py", *sorted((ROOT / "shared").rglob("*.py"))]
+    offending = []
+    for path in shipped:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            offending += [f"{path.relative_to(ROOT)}: {name}" for name in names if name.split(".")[0] in TOOLS]
+    assert offending == []
+    ignored = {line.strip() for line in (ROOT / ".funcignore").read_text(encoding="utf-8").splitlines()}
+    assert set(TOOLS) <= ignored

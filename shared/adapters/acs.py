@@ -105,7 +105,9 @@ def _service_message(error: HttpResponseError) -> str:
 
 
 def _throttled(error: HttpResponseError) -> ServiceError:
-    return ThrottledError("ACS is throttling requests; retry later.", retry_after=_retry_after(error, DEFAULT_THROTTLE_RETRY_AFTER))
+    return ThrottledError(
+        "ACS is throttling requests; retry later.", retry_after=_retry_after(error, DEFAULT_THROTTLE_RETRY_AFTER)
+    )
 
 
 def _unavailable(error: HttpResponseError) -> ServiceError:
@@ -113,7 +115,9 @@ def _unavailable(error: HttpResponseError) -> ServiceError:
 
 
 def _credentials_rejected(_: HttpResponseError) -> ServiceError:
-    return MisconfiguredError("ACS rejected this service's credentials; check ACS_CONNECTION_STRING or the managed identity's role.")
+    return MisconfiguredError(
+        "ACS rejected this service's credentials; check ACS_CONNECTION_STRING or the managed identity's role."
+    )
 
 
 def _bad_request(error: HttpResponseError) -> ServiceError:

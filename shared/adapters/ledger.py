@@ -91,8 +91,16 @@ class TableRevocationLedger(AsyncClosable):
         except AzureError as error:
             raise unavailable(error, _WHAT) from None
         return RevocationRequest(
-            row_key=row_key, action=action, user_key=user_key, acs_user_id=acs_user_id, reason=reason[:200], source=source,
-            requested_at=now, not_before=now, attempts=0, etag=(metadata or {}).get("etag"),
+            row_key=row_key,
+            action=action,
+            user_key=user_key,
+            acs_user_id=acs_user_id,
+            reason=reason[:200],
+            source=source,
+            requested_at=now,
+            not_before=now,
+            attempts=0,
+            etag=(metadata or {}).get("etag"),
         )
 
     async def get(self, row_key: str) -> RevocationRequest | None:
@@ -126,7 +134,9 @@ class TableRevocationLedger(AsyncClosable):
             fields["LastError"] = error_code
         try:
             await self._table.update_entity(
-                fields, mode=UpdateMode.MERGE, etag=request.etag or "*",
+                fields,
+                mode=UpdateMode.MERGE,
+                etag=request.etag or "*",
                 match_condition=MatchConditions.IfNotModified if request.etag else MatchConditions.Unconditionally,
             )
         except (ResourceModifiedError, ResourceNotFoundError):
@@ -151,7 +161,8 @@ class TableRevocationLedger(AsyncClosable):
         try:
             await self._created.ensure()
             pages = self._table.query_entities(
-                "PartitionKey eq @pk and NotBefore le @now", parameters={"pk": REQUEST_PARTITION, "now": now},
+                "PartitionKey eq @pk and NotBefore le @now",
+                parameters={"pk": REQUEST_PARTITION, "now": now},
                 results_per_page=page_size,
             )
             async for entity in pages:
@@ -205,4 +216,3 @@ class TableRevocationLedger(AsyncClosable):
         await self._table.close()
         if self._credential is not None:
             await self._credential.close()
-

@@ -71,7 +71,9 @@ def storage_credential(settings: StorageSettings, env: Mapping[str, str]) -> Asy
     return entra_credential(settings.managed_identity_client_id, env)
 
 
-def table_client(settings: StorageSettings, table_name: str, env: Mapping[str, str]) -> tuple[TableClient, AsyncTokenCredential | None]:
+def table_client(
+    settings: StorageSettings, table_name: str, env: Mapping[str, str]
+) -> tuple[TableClient, AsyncTokenCredential | None]:
     """A client for one table, and the credential it owns (None with a connection string)."""
     if settings.connection_string:
         return TableClient.from_connection_string(settings.connection_string, table_name, **CLIENT_OPTIONS), None

@@ -45,7 +45,7 @@ def configure_telemetry(env: Mapping[str, str] = os.environ) -> bool:
     Idempotent and cheap to call from every cold start: without the connection string it
     returns False at once and imports nothing.
     """
-    global _configured
+    global _configured  # noqa: PLW0603 - configure_azure_monitor installs process-wide providers; so is this flag
     connection_string = (env.get(CONNECTION_STRING_SETTING) or "").strip()
     if not connection_string:
         return False

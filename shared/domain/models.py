@@ -44,7 +44,7 @@ class IdentityRecord:
         return self.last_revoked_at is None or self.last_revoked_at < self.last_issued_at
 
 
-class IdentityConflict(Exception):  # noqa: N818 - a race outcome the token service handles, not an error
+class IdentityConflict(Exception):
     """An insert lost a race: another request mapped this user first."""
 
     def __init__(self, existing: IdentityRecord) -> None:

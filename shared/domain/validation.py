@@ -24,7 +24,9 @@ def reject_unknown_fields(body: Mapping[str, Any], allowed: frozenset[str]) -> N
         )
 
 
-def string_field(body: Mapping[str, Any], field: str, *, max_chars: int, required: bool = True, label: str | None = None) -> str | None:
+def string_field(
+    body: Mapping[str, Any], field: str, *, max_chars: int, required: bool = True, label: str | None = None
+) -> str | None:
     """``body[field]`` as a non-empty string of at most ``max_chars``; None when optional and absent.
 
     ``label`` is how the message names the field (``requests[3].userId``); the target stays ``field``.

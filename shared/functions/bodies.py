@@ -25,7 +25,7 @@ class _NoBody:
 NO_BODY = _NoBody()
 
 
-def read_json(req: func.HttpRequest, *, required: bool) -> Any:  # noqa: ANN401 - any JSON value
+def read_json(req: func.HttpRequest, *, required: bool) -> Any:
     """The body as any JSON value; NO_BODY when optional and empty. Raises precise 4xx errors."""
     body = req.get_body() or b""
     if len(body) > MAX_BODY_BYTES:

@@ -81,7 +81,7 @@ def json_response(status: int, body: object | None = None, headers: Mapping[str,
     )
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:  # noqa: ANN401 - JSON members
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     """``{"error": {"code", "message", ...}}``, the shape of every error answer."""
     return {"error": {"code": code, "message": message, **extra}}
 
@@ -100,7 +100,9 @@ def error_response(error: ServiceError, correlation_id: str) -> func.HttpRespons
         logger.error("misconfigured correlation_id=%s: %s", correlation_id, error.message)
         return json_response(
             500,
-            error_body("misconfigured", "The service is misconfigured; the operator has been told.", correlationId=correlation_id),
+            error_body(
+                "misconfigured", "The service is misconfigured; the operator has been told.", correlationId=correlation_id
+            ),
         )
     headers: dict[str, str] = dict(error.headers) if isinstance(error, RequestRejected) else {}
     extra: dict[str, Any] = {}
@@ -132,7 +134,9 @@ Endpoint = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
 
 def method_not_allowed(methods: tuple[str, ...]) -> RequestRejected:
     """The 405 for a method outside ``methods``, with ``Allow``."""
-    return RequestRejected(405, "method_not_allowed", f"Use {' or '.join(methods)} for this endpoint.", {"Allow": ", ".join(methods)})
+    return RequestRejected(
+        405, "method_not_allowed", f"Use {' or '.join(methods)} for this endpoint.", {"Allow": ", ".join(methods)}
+    )
 
 
 def api_endpoint(name: str, methods: tuple[str, ...]) -> Callable[[Handler], Endpoint]:
@@ -148,7 +152,7 @@ def api_endpoint(name: str, methods: tuple[str, ...]) -> Callable[[Handler], End
                 response = await handler(req, ctx)
             except ServiceError as error:
                 response = error_response(error, ctx.correlation_id)
-            except Exception:  # noqa: BLE001 - the trace goes to the log, never to the caller
+            except Exception:
                 logger.exception("unhandled error in %s correlation_id=%s", name, ctx.correlation_id)
                 response = json_response(
                     500,

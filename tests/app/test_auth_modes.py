@@ -78,10 +78,15 @@ def test_jwt_rejects_bad_claims(jwt_app, issuer, bad):
 
 def test_jwt_rejects_a_wrong_signature(jwt_app, issuer):
     token = issuer.mint(claims())
-    header, payload, signature = token.split(".")
+    header, _payload, signature = token.split(".")
     forged_payload = base64.urlsafe_b64encode(json.dumps(claims(oid="oid-victim")).encode()).rstrip(b"=").decode()
-    assert_401(post_json(jwt_app.api("token"), None, bearer(f"{header}.{forged_payload}.{signature}")), www='Bearer error="invalid_token"')
-    assert_401(post_json(jwt_app.api("token"), None, bearer(issuer.mint(claims(), foreign_key=True))), www='Bearer error="invalid_token"')
+    assert_401(
+        post_json(jwt_app.api("token"), None, bearer(f"{header}.{forged_payload}.{signature}")),
+        www='Bearer error="invalid_token"',
+    )
+    assert_401(
+        post_json(jwt_app.api("token"), None, bearer(issuer.mint(claims(), foreign_key=True))), www='Bearer error="invalid_token"'
+    )
 
 
 def test_jwt_missing_or_malformed_credentials(jwt_app):
@@ -112,18 +117,32 @@ def principal(user_id: str, roles=()) -> str:
 
 
 def test_easyauth_valid_principal(easyauth_app):
-    headers = {"x-ms-client-principal-id": "ea-user-1", "X-MS-CLIENT-PRINCIPAL-IDP": "aad", "X-MS-CLIENT-PRINCIPAL": principal("ea-user-1")}
+    headers = {
+        "x-ms-client-principal-id": "ea-user-1",
+        "X-MS-CLIENT-PRINCIPAL-IDP": "aad",
+        "X-MS-CLIENT-PRINCIPAL": principal("ea-user-1"),
+    }
     first = post_json(easyauth_app.api("token"), None, headers)
     assert first.status_code == 200, first.text
-    again = post_json(easyauth_app.api("token/refresh"), None, {"X-MS-CLIENT-PRINCIPAL-ID": "ea-user-1", "X-MS-CLIENT-PRINCIPAL-IDP": "aad"})
+    again = post_json(
+        easyauth_app.api("token/refresh"), None, {"X-MS-CLIENT-PRINCIPAL-ID": "ea-user-1", "X-MS-CLIENT-PRINCIPAL-IDP": "aad"}
+    )
     assert again.json()["communicationUserId"] == first.json()["communicationUserId"]
 
 
 def test_easyauth_missing_or_inconsistent_principal(easyauth_app):
     assert_401(post_json(easyauth_app.api("token"), None, {}), www=None)
-    mismatch = {"X-MS-CLIENT-PRINCIPAL-ID": "ea-user-2", "X-MS-CLIENT-PRINCIPAL-IDP": "aad", "X-MS-CLIENT-PRINCIPAL": principal("someone-else")}
+    mismatch = {
+        "X-MS-CLIENT-PRINCIPAL-ID": "ea-user-2",
+        "X-MS-CLIENT-PRINCIPAL-IDP": "aad",
+        "X-MS-CLIENT-PRINCIPAL": principal("someone-else"),
+    }
     assert_401(post_json(easyauth_app.api("token"), None, mismatch), www=None)
-    garbage = {"X-MS-CLIENT-PRINCIPAL-ID": "ea-user-2", "X-MS-CLIENT-PRINCIPAL-IDP": "aad", "X-MS-CLIENT-PRINCIPAL": "%%%not-base64"}
+    garbage = {
+        "X-MS-CLIENT-PRINCIPAL-ID": "ea-user-2",
+        "X-MS-CLIENT-PRINCIPAL-IDP": "aad",
+        "X-MS-CLIENT-PRINCIPAL": "%%%not-base64",
+    }
     assert_401(post_json(easyauth_app.api("token"), None, garbage), www=None)
 
 

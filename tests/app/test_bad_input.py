@@ -107,8 +107,23 @@ def test_missing_credentials_on_delete_is_401(dev_app):
     [
         ({}, "invalid_body"),
         ({"teamsToken": "x", "clientId": "not-a-guid", "userObjectId": "00000000-0000-0000-0000-000000000000"}, "invalid_body"),
-        ({"teamsToken": "", "clientId": "00000000-0000-0000-0000-000000000000", "userObjectId": "00000000-0000-0000-0000-000000000000"}, "invalid_body"),
-        ({"teamsToken": "x", "clientId": "00000000-0000-0000-0000-000000000000", "userObjectId": "00000000-0000-0000-0000-000000000000", "extra": 1}, "unknown_field"),
+        (
+            {
+                "teamsToken": "",
+                "clientId": "00000000-0000-0000-0000-000000000000",
+                "userObjectId": "00000000-0000-0000-0000-000000000000",
+            },
+            "invalid_body",
+        ),
+        (
+            {
+                "teamsToken": "x",
+                "clientId": "00000000-0000-0000-0000-000000000000",
+                "userObjectId": "00000000-0000-0000-0000-000000000000",
+                "extra": 1,
+            },
+            "unknown_field",
+        ),
     ],
 )
 def test_bad_teams_requests(dev_app, body, code):

@@ -103,7 +103,9 @@ def test_delete_naming_another_identity_deletes_only_the_callers(dev_app, emulat
     alice, bob = f"alice-{uuid.uuid4().hex[:8]}", f"bob-{uuid.uuid4().hex[:8]}"
     a = post_json(dev_app.api("token"), None, as_user(alice)).json()
     b = post_json(dev_app.api("token"), None, as_user(bob)).json()
-    deleted = requests.delete(dev_app.api(f"identity?communicationUserId={b['communicationUserId']}"), headers=as_user(alice), timeout=30)
+    deleted = requests.delete(
+        dev_app.api(f"identity?communicationUserId={b['communicationUserId']}"), headers=as_user(alice), timeout=30
+    )
     assert deleted.status_code in REVOKED_OK
     assert post_json(dev_app.api("token/refresh"), None, as_user(alice)).status_code == 404
     refreshed = post_json(dev_app.api("token/refresh"), None, as_user(bob))
@@ -153,12 +155,16 @@ def test_bearer_identity_wins_over_forged_easy_auth_headers(jwt_app, issuer):
 def test_alg_none_and_hs256_keyed_with_the_public_key_are_401_over_http(jwt_app, issuer):
     body = b64(json.dumps({**claims("oid-sec-alice"), "iss": issuer.issuer}).encode())
     unsigned = b64(json.dumps({"alg": "none", "typ": "JWT", "kid": issuer.current_kid}).encode()) + f".{body}."
-    public_pem = issuer.keys[issuer.current_kid].public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    public_pem = (
+        issuer.keys[issuer.current_kid]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
     head = b64(json.dumps({"alg": "HS256", "typ": "JWT", "kid": issuer.current_kid}).encode())
     confused = f"{head}.{body}." + b64(hmac.new(public_pem, f"{head}.{body}".encode(), hashlib.sha256).digest())
-    jwk_secret = json.dumps(json.loads(__import__("jwt").algorithms.RSAAlgorithm.to_jwk(issuer.keys[issuer.current_kid].public_key())))
+    jwk_secret = json.dumps(
+        json.loads(__import__("jwt").algorithms.RSAAlgorithm.to_jwk(issuer.keys[issuer.current_kid].public_key()))
+    )
     confused_jwk = f"{head}.{body}." + b64(hmac.new(jwk_secret.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest())
     for token in (unsigned, unsigned + "x", confused, confused_jwk):
         response = post_json(jwt_app.api("token"), None, bearer(token))
@@ -175,12 +181,15 @@ def test_token_not_yet_valid_is_401(jwt_app, issuer):
 # --------------------------------------------------------------------------- hostile bodies
 
 
-@pytest.mark.parametrize("method, path", [("POST", "token"), ("POST", "token/refresh"), ("POST", "token/revoke"),
-                                          ("POST", "token/teams"), ("DELETE", "identity")])
+@pytest.mark.parametrize(
+    "method, path",
+    [("POST", "token"), ("POST", "token/refresh"), ("POST", "token/revoke"), ("POST", "token/teams"), ("DELETE", "identity")],
+)
 def test_oversized_body_is_413_on_every_route(dev_app, method, path):
     big = b'{"pad": "' + b"x" * (16 * 1024) + b'"}'
-    response = requests.request(method, dev_app.api(path), data=big, headers={**as_user("big-body-user"), "Content-Type": "application/json"},
-                                timeout=30)
+    response = requests.request(
+        method, dev_app.api(path), data=big, headers={**as_user("big-body-user"), "Content-Type": "application/json"}, timeout=30
+    )
     assert_error(response, 413, "body_too_large")
 
 
@@ -188,8 +197,9 @@ def test_oversized_body_is_413_on_every_route(dev_app, method, path):
 @pytest.mark.parametrize("depth", [1000, 8000])
 def test_deeply_nested_json_is_400_over_http(dev_app, path, depth):
     for body in (b"[" * depth + b"]" * depth, b'{"scopes": ' + b"[" * depth + b"]" * depth + b"}"):
-        response = requests.post(dev_app.api(path), data=body, headers={**as_user("nested-user"), "Content-Type": "application/json"},
-                                 timeout=30)
+        response = requests.post(
+            dev_app.api(path), data=body, headers={**as_user("nested-user"), "Content-Type": "application/json"}, timeout=30
+        )
         assert_error(response, 400, "invalid_json")
 
 
@@ -210,8 +220,11 @@ def test_the_whole_log_of_a_session_holds_no_token_or_secret(app_factory, issuer
             response = post_json(dev.api(path), {"scopes": ["voip"]}, as_user(user))
             if response.status_code == 200:
                 tokens.append(response.json()["token"])
-        post_json(dev.api("token/teams"), {"teamsToken": teams_token, "clientId": str(uuid.uuid4()),
-                                           "userObjectId": str(uuid.uuid4())}, as_user(f"log-teams-{n}"))
+        post_json(
+            dev.api("token/teams"),
+            {"teamsToken": teams_token, "clientId": str(uuid.uuid4()), "userObjectId": str(uuid.uuid4())},
+            as_user(f"log-teams-{n}"),
+        )
         post_json(dev.api("token/revoke"), None, as_user(user))
         requests.delete(dev.api("identity"), headers=as_user(user), timeout=30)
         bearer_token = issuer.mint(claims(f"oid-log-{n}"))

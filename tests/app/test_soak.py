@@ -44,20 +44,24 @@ class UserLog:
 
 @pytest.fixture(scope="module")
 def soak_env(tmp_path_factory):
-    with start_azurite(location=tmp_path_factory.mktemp("azurite-disk"), queue_port=0, persistent=True) as azurite, \
-            start_emulator(cert_dir=tmp_path_factory.mktemp("cert")) as emulator:
+    with (
+        start_azurite(location=tmp_path_factory.mktemp("azurite-disk"), queue_port=0, persistent=True) as azurite,
+        start_emulator(cert_dir=tmp_path_factory.mktemp("cert")) as emulator,
+    ):
         suffix = uuid.uuid4().hex[:10]
-        app = launch_app({
-            "AzureWebJobsStorage": azurite.connection_string,
-            "ACS_CONNECTION_STRING": emulator.connection_string,
-            "ACS_CA_BUNDLE": str(emulator.cert_path),
-            "AUTH_MODE": "dev",
-            "TOKEN_RATE_LIMIT_PER_MINUTE": "0",
-            "IDENTITY_TABLE_NAME": "soak" + suffix,
-            "REVOCATION_TABLE_NAME": "soakrev" + suffix,
-            "REVOCATION_QUEUE_NAME": "soak-" + suffix,
-            "REVOCATION_RATE_PER_30S": "3000",
-        })
+        app = launch_app(
+            {
+                "AzureWebJobsStorage": azurite.connection_string,
+                "ACS_CONNECTION_STRING": emulator.connection_string,
+                "ACS_CA_BUNDLE": str(emulator.cert_path),
+                "AUTH_MODE": "dev",
+                "TOKEN_RATE_LIMIT_PER_MINUTE": "0",
+                "IDENTITY_TABLE_NAME": "soak" + suffix,
+                "REVOCATION_TABLE_NAME": "soakrev" + suffix,
+                "REVOCATION_QUEUE_NAME": "soak-" + suffix,
+                "REVOCATION_RATE_PER_30S": "3000",
+            }
+        )
         try:
             yield azurite, emulator, app, "soak" + suffix
         finally:
@@ -98,8 +102,10 @@ def run_phase(app, logs, seed: int, answers: Counter, problems: list[str]) -> No
     names = sorted(logs)
     shards = [names[index::THREADS] for index in range(THREADS)]  # one thread per user: its history is ordered
     with ThreadPoolExecutor(THREADS) as pool:
-        futures = [pool.submit(drive, app, shard, logs, seed * 100 + index, PER_PHASE // THREADS, answers, problems)
-                   for index, shard in enumerate(shards)]
+        futures = [
+            pool.submit(drive, app, shard, logs, seed * 100 + index, PER_PHASE // THREADS, answers, problems)
+            for index, shard in enumerate(shards)
+        ]
         for future in futures:
             future.result(timeout=300)
 
@@ -115,7 +121,11 @@ def test_soak_with_faults_and_an_azurite_restart_loses_nothing(soak_env):
     run_phase(app, logs, 2, answers, problems)
     emulator.set_faults(throttleRate=0, latencyMs=0)
 
-    restarter = threading.Thread(target=lambda: (time.sleep(1.0), azurite.restart()))
+    def restart_storage() -> None:
+        time.sleep(1.0)
+        azurite.restart()
+
+    restarter = threading.Thread(target=restart_storage)
     restarter.start()  # storage goes away and comes back mid-phase, data kept on disk
     run_phase(app, logs, 3, answers, problems)
     restarter.join(timeout=60)
@@ -148,4 +158,3 @@ def test_soak_with_faults_and_an_azurite_restart_loses_nothing(soak_env):
         for token in log.tokens[: log.killed_before]:
             verdict = emulator.validate(token)
             assert verdict["valid"] is False, (user, verdict)
-

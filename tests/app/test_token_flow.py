@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+import pytest
 import requests
 from azure.data.tables import TableClient
 
@@ -20,7 +20,7 @@ def mapping_rows(azurite, app, acs_user_id: str) -> list[dict]:
 
 def parse_rfc3339(value: str) -> datetime:
     assert value.endswith("Z"), value
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
 
 
 def test_issue_creates_identity_and_returns_a_valid_token(dev_app, emulator, azurite, user):
@@ -33,7 +33,7 @@ def test_issue_creates_identity_and_returns_a_valid_token(dev_app, emulator, azu
     assert body["communicationUserId"].startswith("8:acs:")
     assert body["scopes"] == ["voip"]
     expires = parse_rfc3339(body["expiresOn"])
-    assert timedelta(minutes=58) < expires - datetime.now(timezone.utc) <= timedelta(minutes=61)
+    assert timedelta(minutes=58) < expires - datetime.now(UTC) <= timedelta(minutes=61)
 
     verdict = emulator.validate(body["token"])
     assert verdict["valid"] is True
@@ -139,11 +139,13 @@ def test_logs_carry_no_tokens_or_keys(dev_app, emulator, user):
 
 
 def test_default_scopes_and_expiry_follow_settings(app_factory):
-    app = app_factory(TOKEN_ALLOWED_SCOPES="chat,voip,chat.join", TOKEN_DEFAULT_SCOPES="chat.join", TOKEN_DEFAULT_EXPIRY_MINUTES="90")
+    app = app_factory(
+        TOKEN_ALLOWED_SCOPES="chat,voip,chat.join", TOKEN_DEFAULT_SCOPES="chat.join", TOKEN_DEFAULT_EXPIRY_MINUTES="90"
+    )
     for path in ("token", "token/refresh"):
         body = post_json(app.api(path), None, as_user("settings-user")).json()
         assert body["scopes"] == ["chat.join"]
-        assert timedelta(minutes=88) < parse_rfc3339(body["expiresOn"]) - datetime.now(timezone.utc) <= timedelta(minutes=91)
+        assert timedelta(minutes=88) < parse_rfc3339(body["expiresOn"]) - datetime.now(UTC) <= timedelta(minutes=91)
 
 
 def test_teams_exchange_success_and_rejection(dev_app, emulator):
@@ -163,11 +165,15 @@ def test_teams_exchange_success_and_rejection(dev_app, emulator):
     # Real ACS answers a user id the token was not issued for with 400 ValidationError, target userId
     # (Azure/azure-sdk-assets, python/communication/azure-communication-identity recordings,
     # test_get_token_for_teams_user_with_wrong_user_object_id); the caller learns which field is wrong.
-    mismatch = post_json(dev_app.api("token/teams"), {**body, "userObjectId": "33333333-3333-3333-3333-333333333333"}, as_user("teams-user"))
+    mismatch = post_json(
+        dev_app.api("token/teams"), {**body, "userObjectId": "33333333-3333-3333-3333-333333333333"}, as_user("teams-user")
+    )
     error = mismatch.json()["error"]
     assert mismatch.status_code == 400 and (error["code"], error["target"]) == ("teams_token_mismatch", "userObjectId")
     assert "tenant id" in error["message"]
-    wrong_app = post_json(dev_app.api("token/teams"), {**body, "clientId": "44444444-4444-4444-4444-444444444444"}, as_user("teams-user"))
+    wrong_app = post_json(
+        dev_app.api("token/teams"), {**body, "clientId": "44444444-4444-4444-4444-444444444444"}, as_user("teams-user")
+    )
     assert (wrong_app.status_code, wrong_app.json()["error"]["target"]) == (400, "clientId")
     # A token ACS does not accept at all stays invalid_teams_token (401 InvalidAccessToken from ACS).
     forged = post_json(dev_app.api("token/teams"), {**body, "teamsToken": "not-a-jwt"}, as_user("teams-user"))
@@ -179,7 +185,11 @@ def test_cors_headers_for_allowed_origins_only(app_factory):
     app = app_factory(DEVHOST_CORS="https://app.example.com")
     allowed = requests.options(
         app.api("token"),
-        headers={"Origin": "https://app.example.com", "Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization,content-type"},
+        headers={
+            "Origin": "https://app.example.com",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
         timeout=30,
     )
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example.com"

@@ -23,6 +23,7 @@ import pytest
 import requests
 
 from devhost import HostSettings, RunningHost, start_server
+from localdev.processes import close_pipes
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = Path(__file__).resolve().parent / "sample_app"
@@ -33,6 +34,8 @@ class Host:
 
     def __init__(self, process: subprocess.Popen, url: str, stdout: list[str], stderr: list[str]) -> None:
         self.process, self.url, self.stdout, self.stderr = process, url, stdout, stderr
+        #: a file the sample app writes when a trigger runs (set by the fixtures that use one)
+        self.marker: Path | None = None
 
     @property
     def log(self) -> str:
@@ -70,6 +73,9 @@ class Host:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
+        finally:
+            if self.process.poll() is not None:
+                close_pipes(self.process)
 
 
 def sample_dir(tmp: Path, host_json: dict | None = None, local_settings: dict | None = None) -> Path:

@@ -32,7 +32,7 @@ def test_the_limits_are_kestrels_defaults_and_the_hosts_body_limit():
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
+    "value, expected",
     [
         (None, BodyLimit(104_857_600)),
         ("", BodyLimit(104_857_600)),
@@ -60,7 +60,7 @@ def test_sizes_are_counted_as_kestrel_counts_them():
 
 
 @pytest.mark.parametrize(
-    ("error", "status", "code"),
+    "error, status, code",
     [
         (LineTooLong(b"GET /aaaa...", PARSER_LIMITS["max_line_size"]), 414, "request_line_too_long"),
         (LineTooLong(b"Bearer eyJ...", PARSER_LIMITS["max_field_size"]), 431, "request_headers_too_large"),
@@ -78,7 +78,7 @@ def test_parse_errors_map_to_kestrels_status_codes_and_never_quote_the_request(e
 
 
 @pytest.mark.parametrize(
-    ("text", "logged"),
+    "text, logged",
     [
         ("/api/hello/ada", "/api/hello/ada"),
         ("/x%0D%0AFAKE%00", "/x%0D%0AFAKE%00"),  # the raw path stays percent-encoded: nothing to escape
@@ -95,7 +95,7 @@ def test_printable_leaves_one_line_of_plain_ascii(text, logged):
 
 
 @pytest.mark.parametrize(
-    ("content_type", "accepted"),
+    "content_type, accepted",
     [
         ("application/json", True),
         ("text/json", True),
@@ -122,7 +122,7 @@ def test_cors_any_origin_with_credentials_is_refused(origins):
 
 
 @pytest.mark.parametrize(
-    ("listen_host", "settings", "warning"),
+    "listen_host, settings, warning",
     [
         ("127.0.0.1", HostSettings(), None),
         ("::1", HostSettings(), None),

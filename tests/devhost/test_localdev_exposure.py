@@ -17,7 +17,7 @@ def settings(**values: str):
     return lambda name: values.get(name, "")
 
 
-@pytest.mark.parametrize(("host", "loopback"), [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
+@pytest.mark.parametrize("host, loopback", [("127.0.0.1", True), ("127.0.0.2", True), ("::1", True), ("[::1]", True),
                                                  ("localhost", True), ("0.0.0.0", False), ("::", False), ("192.168.1.5", False),
                                                  ("my-laptop.local", False)])  # fmt: skip
 def test_loopback_is_recognised(host, loopback):

@@ -15,7 +15,7 @@ def route(template: str, prefix: str = "api") -> HttpRoute:
 
 
 @pytest.mark.parametrize(
-    ("template", "path", "expected"),
+    "template, path, expected",
     [
         ("hello/{name}", "/api/hello/ada", {"name": "ada"}),
         ("hello/{name}", "/API/Hello/ada/", {"name": "ada"}),
@@ -82,7 +82,7 @@ def test_local_settings_do_not_override_the_environment(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize(
-    ("host_json", "prefix"),
+    "host_json, prefix",
     [({}, "api"), ({"extensions": {"http": {"routePrefix": ""}}}, ""), ({"extensions": {"http": {"routePrefix": "/v2/"}}}, "v2")],
 )
 def test_route_prefix_from_host_json(tmp_path, host_json, prefix):

@@ -108,7 +108,7 @@ def test_a_large_entra_token_within_the_hosts_limits_reaches_the_function(host):
     assert answer.json()["authorization_length"] == len(headers[-1][1]) > 29_000
 
 
-@pytest.mark.parametrize(("total", "status"), [(32_768, 200), (32_769, 431)])
+@pytest.mark.parametrize("total, status", [(32_768, 200), (32_769, 431)])
 def test_the_header_section_limit_is_kestrels_32_kib_in_total(host, total, status):
     headers = bearer_headers(total)
     assert header_lines_bytes(headers) == total
@@ -118,7 +118,7 @@ def test_the_header_section_limit_is_kestrels_32_kib_in_total(host, total, statu
         assert_quiet_json_rejection(answer, 431, "request_headers_too_large")
 
 
-@pytest.mark.parametrize(("line_bytes", "status"), [(8_192, 200), (8_193, 414), (9_000, 414)])
+@pytest.mark.parametrize("line_bytes, status", [(8_192, 200), (8_193, 414), (9_000, 414)])
 def test_the_request_line_limit_is_kestrels_8_kib(host, line_bytes, status):
     """METHOD SP target SP HTTP/1.1 CRLF; 9,000 bytes is refused by the parser itself, 8,193 after parsing."""
     room = line_bytes - len("GET  HTTP/1.1\r\n") - len("/api/hello/")
@@ -130,7 +130,7 @@ def test_the_request_line_limit_is_kestrels_8_kib(host, line_bytes, status):
         assert_quiet_json_rejection(answer, 414, "request_line_too_long")
 
 
-@pytest.mark.parametrize(("count", "status"), [(100, 200), (101, 431), (150, 431)])  # 150: refused by the parser itself
+@pytest.mark.parametrize("count, status", [(100, 200), (101, 431), (150, 431)])  # 150: refused by the parser itself
 def test_at_most_100_headers_as_kestrel(host, count, status):
     headers = [("Host", "127.0.0.1"), ("Connection", "close"), *((f"X-H{i}", "v") for i in range(count - 2))]
     answer = raw_http(host.url, get("/api/headers", headers))
@@ -242,7 +242,7 @@ FORM_POSTS = {  # what an HTML form (or a no-preflight fetch) on any web page ca
 }
 
 
-@pytest.mark.parametrize(("content_type", "body"), FORM_POSTS.values(), ids=FORM_POSTS.keys())
+@pytest.mark.parametrize("content_type, body", FORM_POSTS.values(), ids=FORM_POSTS.keys())
 def test_a_cross_site_form_post_cannot_run_a_function(host, content_type, body):
     """The attack: any web page posts to http://127.0.0.1:7071/admin/functions/<name> (no key is set under make run)."""
     before = host.marker.read_text() if host.marker.exists() else ""
@@ -266,7 +266,7 @@ def test_the_admin_api_runs_a_function_for_a_json_body(host, content_type):
     assert "work job-7\n" in host.marker.read_text()
 
 
-@pytest.mark.parametrize(("body", "status"), [(b"", 400), (b"[]", 400), (b'"x"', 400), (b"{", 400), (b"{}", 202)])
+@pytest.mark.parametrize("body, status", [(b"", 400), (b"[]", 400), (b'"x"', 400), (b"{", 400), (b"{}", 202)])
 def test_the_admin_api_needs_a_json_object_as_the_host_does(host, body, status):
     response = requests.post(
         host.url + "/admin/functions/tick", data=body, headers={"Content-Type": "application/json"}, timeout=TIMEOUT
@@ -282,7 +282,7 @@ def test_the_admin_api_needs_a_json_object_as_the_host_does(host, body, status):
 
 
 @pytest.mark.parametrize(
-    ("env", "host_section"),
+    "env, host_section",
     [
         ({"DEVHOST_CORS": "*", "DEVHOST_CORS_CREDENTIALS": "true"}, {}),
         ({}, {"CORS": "*", "CORSCredentials": True}),
@@ -314,10 +314,11 @@ def test_cors_for_any_origin_without_credentials_still_starts(tmp_path):
 
 
 def post_echo(length: int) -> bytes:
-    return f"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n".encode()
+    head = f"POST /api/echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: {length}\r\n\r\n"
+    return head.encode()
 
 
-@pytest.mark.parametrize(("length", "status"), [(BODY_LIMIT, 201), (BODY_LIMIT + 1, 413)])
+@pytest.mark.parametrize("length, status", [(BODY_LIMIT, 201), (BODY_LIMIT + 1, 413)])
 def test_the_body_limit_comes_from_local_settings(host, length, status):
     answer = raw_http(host.url, post_echo(length) + b"x" * length)
     assert answer.status == status, answer.raw[:300]
@@ -379,7 +380,10 @@ def test_a_negative_body_limit_refuses_to_start(tmp_path):
 
 
 def test_the_real_app_answers_its_own_json_413_up_to_the_samples_limit_and_the_host_beyond(tmp_path):
-    """With local.settings.sample.json's limit, bodies just over 16 KiB reach the app (its JSON 413); larger ones stop at the host."""
+    """With local.settings.sample.json's limit, bodies just over 16 KiB reach the app (its JSON 413).
+
+    Larger ones stop at the host.
+    """
     sample = json.loads((ROOT / "local.settings.sample.json").read_text(encoding="utf-8"))["Values"]
     limit = int(sample["FUNCTIONS_REQUEST_BODY_SIZE_LIMIT"])
     env = {"AUTH_MODE": "dev", "FUNCTIONS_REQUEST_BODY_SIZE_LIMIT": str(limit)}

@@ -3,7 +3,8 @@
 References (each test names the file it rests on):
 - PY: Azure/azure-sdk-assets, tag python/communication/azure-communication-identity_76a3062f95 (named in
   Azure/azure-sdk-for-python sdk/communication/azure-communication-identity/assets.json), directory
-  python/sdk/communication/azure-communication-identity/tests/recordings/ (prefix test_communication_identity_client.pyTestClient):
+  python/sdk/communication/azure-communication-identity/tests/recordings/
+  (prefix test_communication_identity_client.pyTestClient):
   real traffic of the Python SDK's tests, api-version 2023-10-01.
 - JS: Azure/azure-sdk-for-js, sdk/communication/communication-identity/recordings/node/
   communicationidentityclient_playbacklive_error_cases_/ at commit 1a34cff16d559c7c3333386f2c56091e40dca909, and the test

@@ -95,7 +95,7 @@ def test_delete_user_then_404(client, emulator):
     [
         (["video"], None, "Scopes", "is invalid"),
         # Azure/azure-sdk-for-js sdk/communication/communication-identity/recordings/node/
-        # communicationidentityclient_playbacklive_error_cases_/recording_throws_an_error_when_attempting_to_issue_a_token_without_any_scopes.json
+        # communicationidentityclient_playbacklive_error_cases_/recording_throws_an_error_when_attempting_to_issue_a_token_without_any_scopes.json  # noqa: E501 - a recording name, kept whole to be found
         # (commit 1a34cff16d559c7c3333386f2c56091e40dca909): "scopes": [] is 400, target "scopes", this message
         ([], None, "scopes", "Invalid scopes - Scopes field is required."),
         (["voip"], 30, "ExpiresInMinutes", "ExpiresInMinutes value 30 is invalid. Value must be within the [60, 1440] interval."),
@@ -147,7 +147,7 @@ def test_teams_exchange_rejects_unusable_tokens(client, bad):
 )
 def test_teams_exchange_names_the_mismatched_field(client, bad, target, message):
     # a valid token for another user or app is 400 ValidationError naming the field: Azure/azure-sdk-assets tag
-    # python/communication/azure-communication-identity_76a3062f95, ...test_get_token_for_teams_user_with_wrong_user_object_id.json
+    # python/communication/azure-communication-identity_76a3062f95, ...test_get_token_for_teams_user_with_wrong_user_object_id.json  # noqa: E501 - a recording name, kept whole to be found
     # and ...test_get_token_for_teams_user_with_wrong_client_id.json
     oid, app_id = "11111111-1111-1111-1111-111111111111", "22222222-2222-2222-2222-222222222222"
     with pytest.raises(HttpResponseError) as caught:

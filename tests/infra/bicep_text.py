@@ -157,7 +157,10 @@ class BicepFile:
 
     @property
     def params(self) -> dict[str, Param]:
-        return {m.group(1): Param(m.group(1), m.group(2), (m.group(3) or "").strip() or None) for m in self._param_re.finditer(self.text)}
+        return {
+            m.group(1): Param(m.group(1), m.group(2), (m.group(3) or "").strip() or None)
+            for m in self._param_re.finditer(self.text)
+        }
 
     def declarations(self, kind: str | None = None) -> list[Declaration]:
         found = []

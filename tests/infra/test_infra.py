@@ -61,7 +61,9 @@ AZURE_SETTINGS: frozenset[str] = frozenset(
 )
 #: Read by the code, but never set in Azure: keys, the emulator's certificate, dev auth,
 #: and the key-based storage connection string (identity-based settings replace it).
-LOCAL_ONLY: frozenset[str] = frozenset({"ACS_CONNECTION_STRING", "ACS_CA_BUNDLE", "AUTH_DEV_ALLOW_IN_AZURE", "AzureWebJobsStorage"})
+LOCAL_ONLY: frozenset[str] = frozenset(
+    {"ACS_CONNECTION_STRING", "ACS_CA_BUNDLE", "AUTH_DEV_ALLOW_IN_AZURE", "AzureWebJobsStorage"}
+)
 #: Set by the platform itself on every instance.
 PLATFORM: frozenset[str] = frozenset({"WEBSITE_INSTANCE_ID", "IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT"})
 #: Read by the Functions host itself (not by the app's code), and set both in infra and in the
@@ -86,13 +88,13 @@ NOT_ON_FLEX: frozenset[str] = frozenset(
 
 _NAME = r"([A-Za-z_][A-Za-z0-9_]*)"
 _READ_PATTERNS = [
-    re.compile(r"\b_(?:get|int|bool|csv|url|table_name|queue_name)\(\s*env\s*,\s*\"" + _NAME + "\""),
-    re.compile(r"\benv(?:iron)?\.get\(\s*\"" + _NAME + "\""),
-    re.compile(r"\bgetenv\(\s*\"" + _NAME + "\""),
-    re.compile(r"\benviron\[\s*\"" + _NAME + "\"\s*\]"),
-    re.compile(r"_SETTING\s*=\s*\"" + _NAME + "\""),
+    re.compile(r"\b_(?:get|int|bool|csv|url|table_name|queue_name)\(\s*env\s*,\s*\"" + _NAME + '"'),
+    re.compile(r"\benv(?:iron)?\.get\(\s*\"" + _NAME + '"'),
+    re.compile(r"\bgetenv\(\s*\"" + _NAME + '"'),
+    re.compile(r"\benviron\[\s*\"" + _NAME + r'"\s*\]'),
+    re.compile(r"_SETTING\s*=\s*\"" + _NAME + '"'),
     re.compile(r"%([A-Z][A-Za-z0-9_]{2,})%"),  # binding expressions: schedule="%NAME%"
-    re.compile(r"\bconnection\s*=\s*\"" + _NAME + "\""),  # trigger connections (a settings prefix)
+    re.compile(r"\bconnection\s*=\s*\"" + _NAME + '"'),  # trigger connections (a settings prefix)
 ]
 
 
@@ -191,7 +193,7 @@ def test_acs_endpoint_comes_from_the_acs_resource_host_name() -> None:
 
 
 @pytest.mark.parametrize(
-    ("setting", "expected"),
+    "setting, expected",
     [
         ("IDENTITY_TABLE_NAME", "acsidentities"),
         ("TOKEN_ALLOWED_SCOPES", "chat,voip"),
@@ -276,7 +278,15 @@ def test_easy_auth_is_optional_and_needs_no_secret() -> None:
 
 def test_no_storage_key_or_key_based_connection_string_anywhere() -> None:
     code = all_infra_code()
-    for forbidden in ("listKeys", "AccountKey", "accountKey", "primaryKey", "accesskey", "SharedAccessSignature", "listAccountSas"):
+    for forbidden in (
+        "listKeys",
+        "AccountKey",
+        "accountKey",
+        "primaryKey",
+        "accesskey",
+        "SharedAccessSignature",
+        "listAccountSas",
+    ):
         assert forbidden.lower() not in code.lower(), forbidden
     [storage] = BicepFile(INFRA / "modules" / "storage.bicep").resources("Microsoft.Storage/storageAccounts")
     properties = storage.object("properties")

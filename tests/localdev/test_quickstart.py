@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +26,9 @@ SHAPE = re.compile(
 
 def test_quickstart_prints_the_seed_shape_and_never_a_whole_token():
     env = {k: v for k, v in os.environ.items() if not k.startswith("ACS_")}
-    result = subprocess.run([sys.executable, "-m", "localdev.quickstart"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "localdev.quickstart"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert SHAPE.match(result.stdout), result.stdout
     assert "eyJ" not in result.stdout  # no JWT header or payload

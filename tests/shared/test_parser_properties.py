@@ -21,13 +21,12 @@ from hypothesis import strategies as st
 from shared.adapters.auth import create_authenticator
 from shared.adapters.auth.easyauth import EasyAuthAuthenticator
 from shared.domain.errors import ForbiddenError, InvalidRequestError, ServiceError, UnauthenticatedError
+from shared.domain.policy import ACS_SCOPES, TokenRequest, parse_token_request
 from shared.functions.bodies import MAX_BODY_BYTES, read_json_object
 from shared.functions.http import RequestRejected, error_response
-from shared.domain.policy import TokenRequest, parse_token_request
-from shared.domain.policy import ACS_SCOPES
 from shared.settings import load_auth_settings, load_token_policy
-from tests.support.properties import HYPOTHESIS_COMMON
 from tests.support.oidc_issuer import OidcIssuer
+from tests.support.properties import HYPOTHESIS_COMMON
 
 PROPERTY = settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], **HYPOTHESIS_COMMON)
 AUDIENCE = "api://robustness"
@@ -55,13 +54,19 @@ def assert_maps_to_4xx(error: ServiceError) -> None:
 CLAIM = st.fixed_dictionaries(
     {},
     optional={
-        "typ": st.sampled_from(["roles", "groups", "oid", "name", "http://schemas.microsoft.com/identity/claims/objectidentifier"]) | JSON,
+        "typ": st.sampled_from(
+            ["roles", "groups", "oid", "name", "http://schemas.microsoft.com/identity/claims/objectidentifier"]
+        )
+        | JSON,
         "val": st.text(max_size=20) | JSON,
     },
 )
-PRINCIPAL_DOC = st.fixed_dictionaries(
-    {}, optional={"auth_typ": JSON, "claims": st.lists(CLAIM | JSON, max_size=5) | JSON, "role_typ": JSON, "name_typ": JSON}
-) | JSON
+PRINCIPAL_DOC = (
+    st.fixed_dictionaries(
+        {}, optional={"auth_typ": JSON, "claims": st.lists(CLAIM | JSON, max_size=5) | JSON, "role_typ": JSON, "name_typ": JSON}
+    )
+    | JSON
+)
 PRINCIPAL_HEADER = (
     PRINCIPAL_DOC.map(lambda doc: b64(json.dumps(doc).encode()))
     | st.binary(max_size=200).map(b64)
@@ -78,8 +83,15 @@ PRINCIPAL_HEADER = (
     required=st.sampled_from([frozenset(), frozenset({"CallAgent"})]),
 )
 def test_easy_auth_principal_parser_raises_only_domain_errors(user_id, idp, principal, required):
-    headers = {k: v for k, v in {"X-MS-CLIENT-PRINCIPAL-ID": user_id, "X-MS-CLIENT-PRINCIPAL-IDP": idp,
-                                 "X-MS-CLIENT-PRINCIPAL": principal}.items() if v is not None}
+    headers = {
+        k: v
+        for k, v in {
+            "X-MS-CLIENT-PRINCIPAL-ID": user_id,
+            "X-MS-CLIENT-PRINCIPAL-IDP": idp,
+            "X-MS-CLIENT-PRINCIPAL": principal,
+        }.items()
+        if v is not None
+    }
     try:
         caller = asyncio.run(EasyAuthAuthenticator(required).authenticate(headers))
     except (UnauthenticatedError, ForbiddenError) as error:
@@ -94,7 +106,9 @@ def test_easy_auth_deeply_nested_principal_is_401_not_a_crash():
     """Nesting beyond Python's recursion limit must be a malformed principal (401), not RecursionError (500)."""
     nested = b64(b'{"claims": ' + b"[" * 3000 + b"]" * 3000 + b"}")
     with pytest.raises(UnauthenticatedError):
-        asyncio.run(EasyAuthAuthenticator(frozenset()).authenticate({"X-MS-CLIENT-PRINCIPAL-ID": "u", "X-MS-CLIENT-PRINCIPAL": nested}))
+        asyncio.run(
+            EasyAuthAuthenticator(frozenset()).authenticate({"X-MS-CLIENT-PRINCIPAL-ID": "u", "X-MS-CLIENT-PRINCIPAL": nested})
+        )
 
 
 # --------------------------------------------------------------------------- JWT bearer
@@ -123,17 +137,28 @@ SEGMENT = st.one_of(
     st.text(alphabet=string.ascii_letters + string.digits + "-_=+/.", max_size=60),
 )
 JOSE_HEADER = st.fixed_dictionaries(
-    {}, optional={"alg": st.sampled_from(["RS256", "none", "HS256", "ES256", "PS512", "RS1"]) | JSON,
-                  "kid": st.sampled_from(["key-1", "nope"]) | JSON, "typ": JSON, "crit": JSON, "jku": JSON}
+    {},
+    optional={
+        "alg": st.sampled_from(["RS256", "none", "HS256", "ES256", "PS512", "RS1"]) | JSON,
+        "kid": st.sampled_from(["key-1", "nope"]) | JSON,
+        "typ": JSON,
+        "crit": JSON,
+        "jku": JSON,
+    },
 )
 BEARER_VALUE = st.one_of(
     HEADER_TEXT,
-    st.builds(lambda h, p, s: f"Bearer {h}.{p}.{s}", JOSE_HEADER.map(lambda d: b64(json.dumps(d).encode(), urlsafe=True).rstrip("=")),
-              SEGMENT, SEGMENT),
+    st.builds(
+        lambda h, p, s: f"Bearer {h}.{p}.{s}",
+        JOSE_HEADER.map(lambda d: b64(json.dumps(d).encode(), urlsafe=True).rstrip("=")),
+        SEGMENT,
+        SEGMENT,
+    ),
     st.lists(SEGMENT, max_size=5).map(lambda parts: "Bearer " + ".".join(parts)),
 )
 
 
+@pytest.mark.integration  # verifies against a local OIDC issuer over loopback
 @PROPERTY
 @given(value=BEARER_VALUE)
 def test_bearer_garbage_is_401(bearer_auth, value):
@@ -169,6 +194,7 @@ def sign(issuer: OidcIssuer, payload: Any) -> str:
     return f"{head}.{body}.{b64(signature, urlsafe=True).rstrip('=')}"
 
 
+@pytest.mark.integration  # verifies against a local OIDC issuer over loopback
 @PROPERTY
 @given(claims=CLAIMS, iss=st.sampled_from(["issuer", "issuer/", "absent"]) | JSON)
 def test_well_signed_tokens_with_arbitrary_claims_raise_only_domain_errors(bearer_auth, issuer, claims, iss):
@@ -192,6 +218,7 @@ def test_well_signed_tokens_with_arbitrary_claims_raise_only_domain_errors(beare
     assert aud == AUDIENCE or (isinstance(aud, list) and AUDIENCE in aud)
 
 
+@pytest.mark.integration  # verifies against a local OIDC issuer over loopback
 @PROPERTY
 @given(payload=JSON)
 def test_well_signed_tokens_whose_payload_is_not_an_object_are_401(bearer_auth, issuer, payload):
@@ -201,8 +228,12 @@ def test_well_signed_tokens_whose_payload_is_not_an_object_are_401(bearer_auth, 
 
 # --------------------------------------------------------------------------- request bodies and policy
 
-CONTENT_TYPES = st.sampled_from(["application/json", "application/json; charset=utf-8", "application/problem+json",
-                                 "text/plain", "", "APPLICATION/JSON"]) | HEADER_TEXT
+CONTENT_TYPES = (
+    st.sampled_from(
+        ["application/json", "application/json; charset=utf-8", "application/problem+json", "text/plain", "", "APPLICATION/JSON"]
+    )
+    | HEADER_TEXT
+)
 BODIES = st.one_of(
     JSON.map(lambda doc: json.dumps(doc).encode()),
     st.binary(max_size=300),

@@ -51,8 +51,9 @@ def node_env(**extra: str) -> dict[str, str]:
 
 def run_node(script: Path, *args: str, timeout: float = 90, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """Run a Node script from the repo root; bounded, output captured."""
-    return subprocess.run(["node", str(script), *args], cwd=ROOT, env=env or node_env(),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        ["node", str(script), *args], cwd=ROOT, env=env or node_env(), capture_output=True, text=True, timeout=timeout
+    )
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):

@@ -54,7 +54,7 @@ class FakeIdentity:
 class FakeAcs(FailurePlan):
     """ACS Identity in memory (:class:`shared.domain.ports.AcsIdentityService`)."""
 
-    def __init__(self, clock: Any = utc_now) -> None:  # noqa: ANN401 - any zero-argument clock
+    def __init__(self, clock: Any = utc_now) -> None:
         super().__init__()
         self.identities: dict[str, FakeIdentity] = {}
         self.calls: list[tuple[str, str]] = []  # (operation, identity id)
@@ -82,7 +82,9 @@ class FakeAcs(FailurePlan):
     def count(self, operation: str) -> int:
         return sum(1 for name, _ in self.calls if name == operation)
 
-    async def create_identity_with_token(self, scopes: Sequence[str], expires_in_minutes: int | None = None) -> tuple[str, IssuedToken]:
+    async def create_identity_with_token(
+        self, scopes: Sequence[str], expires_in_minutes: int | None = None
+    ) -> tuple[str, IssuedToken]:
         await self.step("create")
         identity = FakeIdentity(f"8:acs:fake_{next(self._ids)}")
         self.identities[identity.id] = identity

@@ -60,7 +60,7 @@ class OidcIssuer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # noqa: SLF001
+        port = site._server.sockets[0].getsockname()[1]
         self.issuer = f"http://127.0.0.1:{port}"
 
     def start(self) -> OidcIssuer:
@@ -73,6 +73,8 @@ class OidcIssuer:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def __enter__(self) -> OidcIssuer:
         return self.start()

@@ -18,7 +18,7 @@ from azure.data.tables.aio import TableClient
 from azure.storage.queue.aio import QueueClient
 
 from devhost.queues import QueueTriggerRunner
-from localdev.azurite import start_azurite
+from localdev.azurite import AzuriteProcess, start_azurite
 from localdev.emulator_process import EmulatorProcess, start_emulator
 from shared.adapters.acs import AcsIdentityClient
 from shared.adapters.fanout import QueueFanout
@@ -38,9 +38,10 @@ REQUEST = TokenRequest(scopes=("voip",), expires_in_minutes=60)
 
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory):
-    with start_azurite(location=tmp_path_factory.mktemp("azurite"), queue_port=0) as azurite, start_emulator(
-        cert_dir=tmp_path_factory.mktemp("cert")
-    ) as emulator:
+    with (
+        start_azurite(location=tmp_path_factory.mktemp("azurite"), queue_port=0) as azurite,
+        start_emulator(cert_dir=tmp_path_factory.mktemp("cert")) as emulator,
+    ):
         yield azurite, emulator
 
 
@@ -54,7 +55,7 @@ def default_settings(**changes) -> RevocationSettings:
 class SweepWorld:
     """Real stand-ins plus the sweep's parts; ``clock`` can be moved to test the policies."""
 
-    azurite: object
+    azurite: AzuriteProcess
     emulator: EmulatorProcess
     store: TableIdentityMap
     ledger: TableRevocationLedger
@@ -68,10 +69,17 @@ class SweepWorld:
     def clock(self) -> datetime:
         return utc_now() + self.offset[0]
 
-    def sweeper(self, settings: RevocationSettings | None = None, *, with_queue: bool = True, max_token_minutes: int = 1440) -> Sweeper:
+    def sweeper(
+        self, settings: RevocationSettings | None = None, *, with_queue: bool = True, max_token_minutes: int = 1440
+    ) -> Sweeper:
         return build_sweeper(
-            self.sweep_acs, self.store, self.ledger, self.fanout if with_queue else None,
-            settings or default_settings(), max_token_minutes, clock=self.clock,
+            self.sweep_acs,
+            self.store,
+            self.ledger,
+            self.fanout if with_queue else None,
+            settings or default_settings(),
+            max_token_minutes,
+            clock=self.clock,
         )
 
     async def issue(self, user: str) -> TokenGrant:
@@ -102,7 +110,9 @@ async def world(stand_ins):
         QueueClient.from_connection_string(azurite.connection_string, queue_name),
         QueueClient.from_connection_string(azurite.connection_string, queue_name + "-poison"),
     )
-    acs_settings = load_acs_settings({"ACS_CONNECTION_STRING": emulator.connection_string, "ACS_CA_BUNDLE": str(emulator.cert_path)})
+    acs_settings = load_acs_settings(
+        {"ACS_CONNECTION_STRING": emulator.connection_string, "ACS_CA_BUNDLE": str(emulator.cert_path)}
+    )
     user_acs = AcsIdentityClient.from_settings(acs_settings, {})
     sweep_acs = AcsIdentityClient.from_settings(acs_settings, {}, retry_total=0)
     offset = [timedelta(0)]
@@ -115,4 +125,3 @@ async def world(stand_ins):
 
 def key_of(user: str) -> str:
     return Caller("dev", user, frozenset()).key
-

@@ -62,7 +62,7 @@ class JwksCache:
                 if response.status != 200:
                     raise UnavailableError("The sign-in provider's keys could not be fetched; retry later.")
                 document = await response.json(content_type=None)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+        except (TimeoutError, aiohttp.ClientError, ValueError):
             logger.warning("fetching %s failed", urlparse(url).netloc)
             raise UnavailableError("The sign-in provider could not be reached; retry later.") from None
         if not isinstance(document, dict):

@@ -8,10 +8,10 @@ from typing import Any
 import jwt
 
 from shared.adapters.auth.headers import header
+from shared.adapters.auth.jwks import JwksCache
 from shared.adapters.lifecycle import AsyncClosable
 from shared.domain.caller import Caller, require_roles
-from shared.adapters.auth.jwks import JwksCache
-from shared.domain.errors import UnauthenticatedError
+from shared.domain.errors import SettingsError, UnauthenticatedError
 from shared.settings import AuthSettings
 
 #: Asymmetric algorithms only: never "none", never HS* (a public key must not become an HMAC secret).
@@ -29,7 +29,8 @@ def invalid_token(reason: str) -> UnauthenticatedError:
 
 class JwtBearerAuthenticator(AsyncClosable):
     def __init__(self, settings: AuthSettings) -> None:
-        assert settings.issuer is not None
+        if settings.issuer is None:  # load_auth_settings requires it in jwt mode
+            raise SettingsError("AUTH_ISSUER", "is required when AUTH_MODE=jwt")
         self._issuer = settings.issuer
         self._audiences = list(settings.audiences)
         self._required_roles = settings.required_roles

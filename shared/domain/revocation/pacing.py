@@ -14,7 +14,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-
 _ROUNDING = 1e-9
 
 

@@ -54,7 +54,7 @@ class ItemProcessor:
                 logger.warning("sweep item %s failed: %s", item.kind, error.code)
                 await self._defer(item, error.code)
                 return Outcome.FAILED
-            except Exception as error:  # noqa: BLE001 - one bad item must not stop the sweep; the trace is logged
+            except Exception as error:
                 logger.exception("sweep item %s failed unexpectedly (%s)", item.kind, type(error).__name__)
                 await self._defer(item, "internal_error")
                 return Outcome.FAILED

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+from localdev.processes import close_pipes
 from tests.support.clients import CLIENTS_DIR, ROOT, await_count, count_requests, node_env, requires_node
 
 pytestmark = pytest.mark.browser
@@ -37,8 +38,15 @@ class BrowserDriver:
     """The Node driver as a subprocess: read its checkpoint lines, tell it to go on; every wait bounded."""
 
     def __init__(self, config: dict) -> None:
-        self.process = subprocess.Popen(["node", str(SCRIPT), json.dumps(config)], cwd=ROOT, env=node_env(),
-                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            ["node", str(SCRIPT), json.dumps(config)],
+            cwd=ROOT,
+            env=node_env(),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: queue.Queue[str | None] = queue.Queue()
         self.stderr: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
@@ -77,6 +85,9 @@ class BrowserDriver:
             self.process.kill()  # our own child only; Playwright's Chromium dies with its pipe
             self.process.wait(timeout=10)
             return None
+        finally:
+            if self.process.poll() is not None:
+                close_pipes(self.process)
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -93,8 +104,9 @@ def test_web_sample_in_chromium(app_factory, emulator, sample_site, tmp_path) ->
     api_base = f"{app.url}/api"
     user = f"web-{uuid.uuid4().hex[:12]}"
     screenshot = tmp_path / "web-sample.png"
-    driver = BrowserDriver({"pageUrl": sample_site, "apiBase": api_base, "user": user,
-                            "screenshot": str(screenshot), "executablePath": CHROMIUM})
+    driver = BrowserDriver(
+        {"pageUrl": sample_site, "apiBase": api_base, "user": user, "screenshot": str(screenshot), "executablePath": CHROMIUM}
+    )
     try:
         # signed in: the page shows the identity, scopes, expiry, and the token the credential holds
         signed_in = driver.expect("signed-in")["signedIn"]

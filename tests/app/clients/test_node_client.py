@@ -6,9 +6,10 @@ the credential's own proactive timer call the tokenRefresher, which calls POST /
 
 from __future__ import annotations
 
-import pytest
 import json
 import uuid
+
+import pytest
 
 from tests.support.clients import CLIENTS_DIR, await_count, count_requests, requires_node, run_node
 

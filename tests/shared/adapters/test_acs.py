@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 
@@ -98,7 +97,9 @@ async def test_unreachable_acs_is_unavailable(tmp_path):
 
 async def test_bad_teams_token_is_invalid_teams_token(service):
     with pytest.raises(InvalidRequestError) as caught:
-        await service.exchange_teams_token("not-a-jwt", "22222222-2222-2222-2222-222222222222", "11111111-1111-1111-1111-111111111111")
+        await service.exchange_teams_token(
+            "not-a-jwt", "22222222-2222-2222-2222-222222222222", "11111111-1111-1111-1111-111111111111"
+        )
     assert caught.value.code == "invalid_teams_token"
 
 
@@ -145,7 +146,9 @@ def test_managed_identity_mode_through_shared_acs(emulator):
             "SSL_CERT_FILE": str(emulator.cert_path),  # the credential's own pipeline trusts the emulator
         }
     )
-    result = subprocess.run([sys.executable, "-c", MANAGED_IDENTITY_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", MANAGED_IDENTITY_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     answer = json.loads(result.stdout)
     assert answer["credential"] == "ManagedIdentityCredential"

@@ -1,6 +1,7 @@
 """Which credential and client the ACS adapter builds for each configuration (no network)."""
 
 import asyncio
+from datetime import UTC
 
 import pytest
 from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
@@ -8,8 +9,8 @@ from azure.identity.aio import DefaultAzureCredential, ManagedIdentityCredential
 
 from shared.adapters import acs
 from shared.adapters.credentials import entra_credential
-from shared.domain.models import IssuedToken
 from shared.domain.errors import MisconfiguredError, UnavailableError
+from shared.domain.models import IssuedToken
 from shared.settings import load_acs_settings
 
 ENDPOINT = {"ACS_ENDPOINT": "https://contoso.communication.azure.com"}
@@ -86,7 +87,7 @@ def test_programming_errors_are_not_disguised():
 
 
 def test_issued_token_repr_hides_the_token():
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    token = IssuedToken("eyJsecret", datetime(2030, 1, 1, tzinfo=timezone.utc))
+    token = IssuedToken("eyJsecret", datetime(2030, 1, 1, tzinfo=UTC))
     assert "eyJsecret" not in repr(token)

@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from localdev.azurite import start_azurite
-from shared.domain.errors import UnavailableError
 from shared.adapters.identity_map import TableIdentityMap, entity_keys
 from shared.adapters.storage import storage_credential
+from shared.domain.errors import UnavailableError
 from shared.domain.models import IdentityConflict
 from shared.settings import load_storage_settings
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime(2026, 11, 25, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,9 @@ def azurite(tmp_path_factory):
 
 @pytest.fixture
 async def store(azurite):
-    settings = load_storage_settings({"AzureWebJobsStorage": azurite.connection_string, "IDENTITY_TABLE_NAME": "t" + uuid.uuid4().hex[:12]})
+    settings = load_storage_settings(
+        {"AzureWebJobsStorage": azurite.connection_string, "IDENTITY_TABLE_NAME": "t" + uuid.uuid4().hex[:12]}
+    )
     instance = TableIdentityMap.from_settings(settings, {})
     yield instance
     await instance.close()
@@ -40,7 +42,12 @@ async def test_insert_get_roundtrip(store):
     inserted = await store.insert("dev|alice", "8:acs:1", NOW)
     fetched = await store.get("dev|alice")
     assert fetched == inserted
-    assert (fetched.acs_user_id, fetched.created_at, fetched.last_issued_at, fetched.last_revoked_at) == ("8:acs:1", NOW, NOW, None)
+    assert (fetched.acs_user_id, fetched.created_at, fetched.last_issued_at, fetched.last_revoked_at) == (
+        "8:acs:1",
+        NOW,
+        NOW,
+        None,
+    )
 
 
 @pytest.mark.parametrize("key", ["a/b#c?d\\e", "ユーザー|🙂", "x" * 2000, '["https://login.example.com/v2.0","oid"]'])

@@ -19,7 +19,7 @@ import sys
 import textwrap
 import threading
 from collections.abc import Iterator
-from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -47,9 +47,9 @@ def run_child(code: str, extra_env: dict[str, str] | None = None, timeout: float
 class _Ingestion(http.server.BaseHTTPRequestHandler):
     """Accepts Application Insights track calls and keeps their bodies."""
 
-    received: list[bytes] = []
+    received: ClassVar[list[bytes]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if self.headers.get("Content-Encoding", "").lower() == "gzip":
             body = gzip.decompress(body)
@@ -119,8 +119,7 @@ def test_importing_the_module_is_cheap() -> None:
 def test_recorded_request_reaches_ingestion_with_dimensions_and_no_token(ingestion: tuple[str, list[bytes]]) -> None:
     endpoint, received = ingestion
     connection_string = (
-        "InstrumentationKey=00000000-0000-0000-0000-000000000000;"
-        f"IngestionEndpoint={endpoint};LiveEndpoint={endpoint}"
+        f"InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint={endpoint};LiveEndpoint={endpoint}"
     )
     result = run_child(
         f"""

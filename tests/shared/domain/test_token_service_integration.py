@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 
 import pytest
-
 from azure.data.tables.aio import TableClient
 
 from localdev.azurite import start_azurite
@@ -50,16 +49,19 @@ class CountingStore(TableIdentityMap):
 
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory):
-    with start_azurite(location=tmp_path_factory.mktemp("azurite")) as azurite, start_emulator(
-        cert_dir=tmp_path_factory.mktemp("cert")
-    ) as emulator:
+    with (
+        start_azurite(location=tmp_path_factory.mktemp("azurite")) as azurite,
+        start_emulator(cert_dir=tmp_path_factory.mktemp("cert")) as emulator,
+    ):
         yield azurite, emulator
 
 
 @pytest.fixture
 async def service(stand_ins):
     azurite, emulator = stand_ins
-    storage = load_storage_settings({"AzureWebJobsStorage": azurite.connection_string, "IDENTITY_TABLE_NAME": "c" + uuid.uuid4().hex[:12]})
+    storage = load_storage_settings(
+        {"AzureWebJobsStorage": azurite.connection_string, "IDENTITY_TABLE_NAME": "c" + uuid.uuid4().hex[:12]}
+    )
     store = CountingStore.from_settings(storage, {})
     ledger = TableRevocationLedger(TableClient.from_connection_string(azurite.connection_string, "l" + uuid.uuid4().hex[:12]))
     wrapper = AcsIdentityClient.from_settings(
@@ -97,7 +99,7 @@ async def test_stale_cache_after_delete_elsewhere_heals(service):
     tokens, store, emulator, ledger = service
     caller = Caller("dev", "deleted-elsewhere", frozenset())
     first = await tokens.issue(caller, REQUEST)
-    other_worker = TokenService(tokens._acs, store, ledger, PerUserRateLimiter(0))  # noqa: SLF001 - a second worker, same stand-ins
+    other_worker = TokenService(tokens._acs, store, ledger, PerUserRateLimiter(0))
     await other_worker.delete(caller)
     second = await tokens.issue(caller, REQUEST)  # this worker still caches the deleted id
     assert second.communication_user_id != first.communication_user_id

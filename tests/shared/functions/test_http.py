@@ -12,7 +12,9 @@ from shared.functions.http import api_endpoint, json_response
 
 
 def request(method="POST", body=b"", headers=None):
-    return func.HttpRequest(method=method, url="http://localhost/api/x", headers=headers or {}, params={}, route_params={}, body=body)
+    return func.HttpRequest(
+        method=method, url="http://localhost/api/x", headers=headers or {}, params={}, route_params={}, body=body
+    )
 
 
 async def test_unexpected_error_is_500_with_correlation_id_in_log(caplog):

@@ -47,7 +47,7 @@ def post(app, path, body=None, *, raw: bytes | None = None, headers=None) -> req
 
 
 @pytest.mark.parametrize(
-    ("body", "code", "target"),
+    "body, code, target",
     [
         ({}, "invalid_body", "userId"),
         ({"userId": ""}, "invalid_body", "userId"),
@@ -94,7 +94,11 @@ def test_recorded_requests_are_done_by_a_manually_triggered_sweep(app, stand_ins
     assert accepted.status_code == 202
     assert accepted.json()["accepted"] == 2
     assert accepted.json()["requests"][0] == {
-        "userId": user, "provider": "dev", "action": "revoke", "reason": "compromised laptop", "status": "pending"
+        "userId": user,
+        "provider": "dev",
+        "action": "revoke",
+        "reason": "compromised laptop",
+        "status": "pending",
     }
     assert requests.get(app.api(f"{OPS}/status"), timeout=30).json()["pendingRequests"] == 2
     assert emulator.validate(token)["valid"] is True

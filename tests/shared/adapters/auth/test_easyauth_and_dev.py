@@ -19,7 +19,9 @@ def easyauth(**extra):
 
 
 def principal(claims, role_typ="roles"):
-    return base64.b64encode(json.dumps({"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": role_typ}).encode()).decode()
+    return base64.b64encode(
+        json.dumps({"auth_typ": "aad", "claims": claims, "name_typ": "name", "role_typ": role_typ}).encode()
+    ).decode()
 
 
 async def test_easyauth_headers_any_case():
@@ -29,7 +31,9 @@ async def test_easyauth_headers_any_case():
 
 async def test_easyauth_roles_from_principal():
     claims = [{"typ": "roles", "val": "Agent"}, {"typ": "groups", "val": "g1"}, {"typ": "custom_role", "val": "C"}]
-    caller = await easyauth().authenticate({"X-MS-CLIENT-PRINCIPAL-ID": "u1", "X-MS-CLIENT-PRINCIPAL": principal(claims, "custom_role")})
+    caller = await easyauth().authenticate(
+        {"X-MS-CLIENT-PRINCIPAL-ID": "u1", "X-MS-CLIENT-PRINCIPAL": principal(claims, "custom_role")}
+    )
     assert caller.roles == {"Agent", "g1", "C"}
 
 

@@ -17,6 +17,8 @@ from shared.domain.errors import ForbiddenError, UnauthenticatedError, Unavailab
 from shared.settings import load_auth_settings
 from tests.support.oidc_issuer import OidcIssuer
 
+pytestmark = pytest.mark.integration
+
 AUDIENCE = "api://tests"
 
 
@@ -37,7 +39,9 @@ def bearer(token):
 
 async def test_valid_token_caller_and_roles(issuer):
     auth = authenticator(issuer)
-    caller = await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "oid": "o-1", "sub": "s-1", "roles": ["A"], "groups": ["g"]})))
+    caller = await auth.authenticate(
+        bearer(issuer.mint({"aud": AUDIENCE, "oid": "o-1", "sub": "s-1", "roles": ["A"], "groups": ["g"]}))
+    )
     assert (caller.provider, caller.user_id, caller.roles) == (issuer.issuer, "o-1", frozenset({"A", "g"}))
     await auth.close()
 
@@ -61,7 +65,7 @@ async def test_explicit_jwks_url_skips_discovery(issuer):
 async def test_rotated_key_is_fetched_once_then_forged_kids_do_not_hammer_the_issuer(issuer):
     auth = authenticator(issuer)
     await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "x"})))
-    auth.jwks._fetched_at -= 60  # noqa: SLF001 - pretend the last fetch was a minute ago
+    auth.jwks._fetched_at -= 60
     issuer.rotate()
     caller = await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "rotated"})))
     assert caller.user_id == "rotated" and issuer.jwks_fetches == 2
@@ -87,8 +91,12 @@ async def test_bad_claims(issuer, claims, reason):
     body = {"aud": AUDIENCE, "sub": "x", **claims}
     token = issuer.mint({k: v for k, v in body.items() if v is not None})
     if claims.get("exp", 0) is None:
-        token = jwt.encode({k: v for k, v in {**body, "iss": issuer.issuer}.items() if v is not None}, issuer.keys["key-1"],
-                           algorithm="RS256", headers={"kid": "key-1"})
+        token = jwt.encode(
+            {k: v for k, v in {**body, "iss": issuer.issuer}.items() if v is not None},
+            issuer.keys["key-1"],
+            algorithm="RS256",
+            headers={"kid": "key-1"},
+        )
     with pytest.raises(UnauthenticatedError) as caught:
         await auth.authenticate(bearer(token))
     assert caught.value.www_authenticate == f'Bearer error="invalid_token", error_description="{reason}"'
@@ -106,8 +114,10 @@ async def test_alg_none_and_hs256_with_the_public_key_are_rejected(issuer):
     await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "warm-up"})))
     claims = {"aud": AUDIENCE, "sub": "x", "iss": issuer.issuer, "exp": int(time.time()) + 600}
     unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": "key-1"})
-    public_pem = issuer.keys["key-1"].public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    public_pem = (
+        issuer.keys["key-1"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
     )
 
     # An HS256 token keyed with the public key, built by hand (PyJWT refuses PEM secrets).
@@ -145,7 +155,9 @@ async def test_wrong_signature(issuer):
     await auth.close()
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Basic eDp5"}, {"Authorization": "Bearer "}, {"Authorization": "Bearer a.b"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"Authorization": "Basic eDp5"}, {"Authorization": "Bearer "}, {"Authorization": "Bearer a.b"}]
+)
 async def test_missing_or_malformed_header(issuer, headers):
     auth = authenticator(issuer)
     with pytest.raises(UnauthenticatedError) as caught:

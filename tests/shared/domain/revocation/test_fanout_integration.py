@@ -94,7 +94,7 @@ async def test_a_malformed_batch_is_retried_then_poisoned_and_reported(world):
     runner = world.queue_runner(sweeper)
     try:
         await runner.run_once()  # the empty (valid) batch
-        raw = world.fanout._queue  # noqa: SLF001 - put a message no batch decoder accepts
+        raw = world.fanout._queue
         await raw.send_message(base64.b64encode(b'{"v": 99}').decode())
         stats = await runner.drain(idle_polls=2)
     finally:

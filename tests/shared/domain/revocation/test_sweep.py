@@ -24,7 +24,9 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 
 def settings(**changes: object) -> RevocationSettings:
-    return dataclasses.replace(load_revocation_settings({"REVOCATION_RATE_PER_30S": "3000", "REVOCATION_CONCURRENCY": "4"}), **changes)
+    return dataclasses.replace(
+        load_revocation_settings({"REVOCATION_RATE_PER_30S": "3000", "REVOCATION_CONCURRENCY": "4"}), **changes
+    )
 
 
 class World:

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.domain.errors import SettingsError
 from shared.adapters.fanout import host_encoding
+from shared.domain.errors import SettingsError
 from shared.domain.models import IdentityRecord
 from shared.domain.revocation.pacing import RatePacer
 from shared.domain.revocation.work import SweepPolicy, WorkItem, chunks, decode_batch, encode_batch
 from shared.settings import load_revocation_settings
 
-NOW = datetime(2026, 11, 26, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
 class FakeClock:
@@ -31,11 +31,11 @@ def test_pacer_allows_the_burst_then_one_call_per_interval():
     delays = []
     for _ in range(5):
         delays.append(pacer.delay_needed())
-        pacer._tokens -= 1  # noqa: SLF001 - take the token as acquire() would
+        pacer._tokens -= 1
     assert delays[:3] == [0, 0, 0]
     assert delays[3] == pytest.approx(0.5)
     clock.now += 10  # idle time refills only up to the burst
-    assert pacer.delay_needed() == 0 and pacer._tokens == 3  # noqa: SLF001
+    assert pacer.delay_needed() == 0 and pacer._tokens == 3
 
 
 def test_pacer_pause_holds_every_caller_for_retry_after():
@@ -59,7 +59,7 @@ async def test_pacer_acquire_really_waits():
 
 
 def test_pacer_rejects_a_zero_rate():
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="positive"):
         RatePacer(0)
 
 
@@ -70,7 +70,7 @@ async def test_batch_messages_round_trip_and_reject_garbage():
     # What the queue trigger hands over is the host-encoded (base64) message, decoded.
     assert decode_batch(base64.b64decode(host_encoding(encode_batch(items)))) == items
     for bad in (b"[]", b'{"v": 2, "items": []}', b'{"v": 1, "items": ["x:1"]}', b'{"v": 1, "items": ["r:"]}', b"not json"):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match=r"batch|work item|Expecting|Extra data"):
             decode_batch(bad)
 
     async def stream():
@@ -115,8 +115,12 @@ def test_revocation_settings_defaults_and_errors_name_the_setting():
     assert (defaults.table_name, defaults.queue_name) == ("acsrevocations", "acs-revocations")
     assert defaults.rate_per_30s < 500  # headroom under ACS's documented ceiling for user-facing revokes
     for name, value in [
-        ("REVOCATION_RATE_PER_30S", "0"), ("REVOCATION_CONCURRENCY", "many"), ("REVOCATION_BATCH_SIZE", "501"),
-        ("MAX_SESSION_HOURS", "-1"), ("REVOCATION_QUEUE_NAME", "Bad_Name"), ("REVOCATION_QUEUE_NAME", "a--b"),
+        ("REVOCATION_RATE_PER_30S", "0"),
+        ("REVOCATION_CONCURRENCY", "many"),
+        ("REVOCATION_BATCH_SIZE", "501"),
+        ("MAX_SESSION_HOURS", "-1"),
+        ("REVOCATION_QUEUE_NAME", "Bad_Name"),
+        ("REVOCATION_QUEUE_NAME", "a--b"),
         ("REVOCATION_TABLE_NAME", "no-dashes"),
     ]:
         with pytest.raises(SettingsError) as caught:
