@@ -1,4 +1,8 @@
-"""Start Azurite (the storage emulator, pinned in package.json) on loopback and wait until it serves."""
+"""Start Azurite (the storage emulator, pinned in package.json) on loopback and wait until it serves.
+
+Table always; Queue and Blob when asked for (Blob holds the Functions host's own state, such as the
+timer triggers' singleton locks and schedule status, see ``devhost/singleton.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from localdev.processes import stop_process
 
@@ -30,7 +35,9 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"Azurite exited with code {process.returncode}: {process.stderr.read() if process.stderr else ''}")
+            raise RuntimeError(
+                f"Azurite exited with code {process.returncode}: {process.stderr.read() if process.stderr else ''}"
+            )
         try:
             with socket.create_connection((HOST, port), timeout=0.5):
                 return
@@ -47,6 +54,7 @@ class AzuriteProcess:
     processes: list[subprocess.Popen] = field(default_factory=list)
     location: Path | None = None
     persistent: bool = False
+    blob_port: int | None = None
 
     @property
     def table_endpoint(self) -> str:
@@ -55,6 +63,10 @@ class AzuriteProcess:
     @property
     def queue_endpoint(self) -> str | None:
         return None if self.queue_port is None else f"http://{HOST}:{self.queue_port}/{DEV_ACCOUNT}"
+
+    @property
+    def blob_endpoint(self) -> str | None:
+        return None if self.blob_port is None else f"http://{HOST}:{self.blob_port}/{DEV_ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
@@ -66,12 +78,16 @@ class AzuriteProcess:
         ]
         if self.queue_endpoint:
             parts.append(f"QueueEndpoint={self.queue_endpoint}")
+        if self.blob_endpoint:
+            parts.append(f"BlobEndpoint={self.blob_endpoint}")
         return ";".join(parts) + ";"
 
     def _services(self) -> list[tuple[str, str, str, int]]:
         services = [("azurite-table", "--tableHost", "--tablePort", self.table_port)]
         if self.queue_port is not None:
             services.append(("azurite-queue", "--queueHost", "--queuePort", self.queue_port))
+        if self.blob_port is not None:
+            services.append(("azurite-blob", "--blobHost", "--blobPort", self.blob_port))
         return services
 
     def _launch(self) -> None:
@@ -110,7 +126,7 @@ class AzuriteProcess:
         self.stop()
         self._launch()
 
-    def __enter__(self) -> AzuriteProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -118,9 +134,14 @@ class AzuriteProcess:
 
 
 def start_azurite(
-    *, table_port: int = 0, queue_port: int | None = None, location: Path, persistent: bool = False
+    *,
+    table_port: int = 0,
+    queue_port: int | None = None,
+    blob_port: int | None = None,
+    location: Path,
+    persistent: bool = False,
 ) -> AzuriteProcess:
-    """Azurite's Table service (and Queue, if a port is given; 0 = any free port), in memory.
+    """Azurite's Table service (and Queue and Blob, if a port is given; 0 = any free port), in memory.
 
     ``location`` is the working directory (Azurite refuses --location with in-memory persistence);
     with ``persistent=True`` the data lives there instead, so :meth:`AzuriteProcess.restart` keeps it.
@@ -131,5 +152,7 @@ def start_azurite(
     azurite = AzuriteProcess(table_port=table_port or free_port(), queue_port=None, location=location, persistent=persistent)
     if queue_port is not None:
         azurite.queue_port = queue_port or free_port()
-    azurite._launch()  # noqa: SLF001 - the one place that starts it
+    if blob_port is not None:
+        azurite.blob_port = blob_port or free_port()
+    azurite._launch()
     return azurite
