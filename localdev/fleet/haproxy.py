@@ -43,7 +43,9 @@ INSTALL_HINT = "HAProxy is not installed: run `sh scripts/install-loadbalancer.s
 
 def find_haproxy() -> str:
     """The haproxy binary (root's PATH has /usr/sbin, a user's may not)."""
-    found = shutil.which("haproxy") or next((p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if Path(p).exists()), None)
+    found = shutil.which("haproxy") or next(
+        (p for p in ("/usr/sbin/haproxy", "/usr/local/sbin/haproxy") if Path(p).exists()), None
+    )
     if not found:
         raise RuntimeError(INSTALL_HINT)
     return found
@@ -149,7 +151,9 @@ class LoadBalancer:
         if check.returncode != 0:
             raise RuntimeError(f"haproxy refused its generated config:\n{check.stdout}{check.stderr}")
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([binary, "-db", "-f", str(self.config_path)], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            self.process = subprocess.Popen(
+                [binary, "-db", "-f", str(self.config_path)], stdout=log, stderr=log, stdin=subprocess.DEVNULL
+            )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -51,7 +51,12 @@ class Fleet:
     """The running rig. Instances are addressed by index; ``names[i]`` is what HAProxy and the logs call them."""
 
     def __init__(
-        self, workdir: Path, azurite: AzuriteProcess, emulator: EmulatorProcess, instances: list[HostInstance], lb: LoadBalancer,
+        self,
+        workdir: Path,
+        azurite: AzuriteProcess,
+        emulator: EmulatorProcess,
+        instances: list[HostInstance],
+        lb: LoadBalancer,
         settings: dict[str, str],
     ) -> None:
         self.workdir = workdir
@@ -140,7 +145,9 @@ class Fleet:
         from azure.storage.blob import BlobClient
 
         blob = BlobClient.from_connection_string(
-            self.azurite.connection_string, "azure-webjobs-hosts", f"locks/{self.host_id}/Host.Functions.revocation_sweep.Listener"
+            self.azurite.connection_string,
+            "azure-webjobs-hosts",
+            f"locks/{self.host_id}/Host.Functions.revocation_sweep.Listener",
         )
         try:
             properties = blob.get_blob_properties()
@@ -187,11 +194,11 @@ def start_fleet(workdir: Path, options: FleetOptions | None = None) -> Iterator[
         raise ValueError("a fleet needs at least one instance")
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        azurite = stack.enter_context(
-            start_azurite(location=workdir / "azurite", queue_port=0, blob_port=0, persistent=True)
-        )
+        azurite = stack.enter_context(start_azurite(location=workdir / "azurite", queue_port=0, blob_port=0, persistent=True))
         emulator = stack.enter_context(
-            start_emulator("--state-file", str(workdir / "emulator.sqlite"), *options.emulator_args, cert_dir=workdir / "emulator")
+            start_emulator(
+                "--state-file", str(workdir / "emulator.sqlite"), *options.emulator_args, cert_dir=workdir / "emulator"
+            )
         )
         settings = fleet_settings(azurite, emulator, options)
         env = app_environment(settings)
