@@ -103,10 +103,16 @@ class HostInstance:
             self.process.wait()
             self.events.append((time.time(), "kill"))
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL after ``timeout`` (devhost lets running functions and storage retries finish first)."""
         if self.process is not None and self.process.poll() is None:
-            stop_process(self.process)
+            stop_process(self.process, timeout)
             self.events.append((time.time(), "stop"))
+
+    def terminate(self) -> None:
+        """SIGTERM without waiting (stopping several instances at once)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
 
     def log_text(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
