@@ -33,6 +33,7 @@ OPERATIONS: dict[str, tuple[str, str, Any]] = {
     "refresh": ("POST", "token/refresh", {"scopes": ["voip"]}),
     "revoke": ("POST", "token/revoke", None),
     "delete": ("DELETE", "identity", None),
+    "campaign": ("POST", "ops/revocations", None),  # an operator's list of up to 100 requests (body given per call)
 }
 #: the statuses that end an operation well (refresh before any identity, or after a delete, is 404 by contract)
 SUCCESS: dict[str, frozenset[int]] = {
@@ -40,10 +41,11 @@ SUCCESS: dict[str, frozenset[int]] = {
     "refresh": frozenset({200, 404}),
     "revoke": frozenset({202, 204}),
     "delete": frozenset({202, 204}),
+    "campaign": frozenset({202}),
 }
 RETRYABLE = frozenset({429, 503})
 #: a realistic mix after sign-in: mostly refreshes, some new sign-ins, sign-outs everywhere, a few erasures
-DEFAULT_MIX: Mapping[str, float] = {"refresh": 0.45, "issue": 0.25, "revoke": 0.2, "delete": 0.1}
+DEFAULT_MIX: Mapping[str, float] = {"refresh": 0.55, "issue": 0.25, "revoke": 0.12, "delete": 0.08}
 
 
 @dataclass(frozen=True)
@@ -57,7 +59,7 @@ class Answer:
     latency: float  # seconds
     retry_after: str | None
     content_type: str
-    shape: str  # "token", "pending", "empty", "error:<code>", "not_json", "unexpected", "connection_error:<type>"
+    shape: str  # "token", "pending", "accepted", "empty", "error:<code>", "not_json", "unexpected", "connection_error:<type>"
     instance: str | None
     attempt: int
     identity: str | None = None  # the communicationUserId of a token answer
@@ -134,6 +136,8 @@ def body_shape(status: int, content_type: str, raw: bytes) -> tuple[str, Any]:
         return "token", document
     if status == 202 and document.get("status") == "pending":
         return "pending", document
+    if status == 202 and isinstance(document.get("accepted"), int):
+        return "accepted", document  # an operator's recorded revocation requests
     error = document.get("error")
     if isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("message"), str):
         return f"error:{error['code']}", document
@@ -188,11 +192,12 @@ class LoadDriver:
 
     # one request ---------------------------------------------------------------
 
-    async def call(self, op: str, user: str, attempt: int = 1) -> tuple[Answer, Any]:
-        """One HTTP request as ``user``; the recorded answer and its parsed JSON body."""
+    async def call(self, op: str, user: str, attempt: int = 1, body: Any = None) -> tuple[Answer, Any]:
+        """One HTTP request as ``user`` (``body`` replaces the operation's own); the recorded answer and its JSON body."""
         if self._session is None:
             raise RuntimeError("use `async with LoadDriver(...)`")
-        method, path, body = OPERATIONS[op]
+        method, path, default_body = OPERATIONS[op]
+        body = default_body if body is None else body
         headers = {"X-Dev-User": user}
         sent = self.recorder.now()
         started = time.perf_counter()
@@ -218,14 +223,14 @@ class LoadDriver:
 
     # one operation, retried as a well-behaved client does --------------------------------
 
-    async def perform(self, op: str, user: str) -> Outcome:
+    async def perform(self, op: str, user: str, body: Any = None) -> Outcome:
         """``op`` for ``user`` until it succeeds, fails for good, or the deadline passes (429/503: honour Retry-After)."""
         outcome = Outcome(op, user, started=self.recorder.now())
-        history = self.recorder.users.setdefault(user, UserHistory())
+        history = self.recorder.users.setdefault(user, UserHistory()) if op != "campaign" else UserHistory()
         deadline = outcome.started + self.policy.deadline_seconds
         while True:
             outcome.attempts += 1
-            answer, document = await self.call(op, user, outcome.attempts)
+            answer, document = await self.call(op, user, outcome.attempts, body)
             outcome.status = answer.status
             if answer.status in SUCCESS[op]:
                 outcome.ok = True
@@ -292,3 +297,22 @@ class LoadDriver:
             return await self.perform("issue", f"{prefix}-{index}")
 
         return list(await asyncio.gather(*(arrive(index) for index in range(count))))
+
+    async def campaign(self, users: Sequence[str], action: str = "revoke", chunk: int = 100) -> list[Outcome]:
+        """An operator records ``action`` for ``users`` (``POST /api/ops/revocations``, lists of ``chunk``).
+
+        Tokens a user got before its request was accepted are then due to die (the sweep carries it out).
+        """
+        self.recorder.mark(f"campaign: {action} {len(users)} users")
+        outcomes = []
+        for start in range(0, len(users), chunk):
+            batch = users[start : start + chunk]
+            histories = {user: self.recorder.users.setdefault(user, UserHistory()) for user in batch}
+            issued_before = {user: len(history.tokens) for user, history in histories.items()}  # before sending: surely earlier
+            body = [{"userId": user, "action": action, "reason": "fleet campaign"} for user in batch]
+            outcome = await self.perform("campaign", "operator", body)
+            if outcome.ok:
+                for user, history in histories.items():
+                    history.killed_before = max(history.killed_before, issued_before[user])
+            outcomes.append(outcome)
+        return outcomes

@@ -16,6 +16,8 @@ state in SQLite so the identities it holds can be listed (orphans are live ident
 
 from __future__ import annotations
 
+import random
+import socket
 import sqlite3
 import time
 import uuid
@@ -25,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from localdev.azurite import AzuriteProcess, free_port, start_azurite
+from localdev.azurite import AzuriteProcess, start_azurite
 from localdev.emulator_process import EmulatorProcess, start_emulator
 from localdev.fleet.haproxy import LoadBalancer, ServerState
 from localdev.fleet.instances import HostInstance, app_environment
@@ -173,6 +175,36 @@ class Fleet:
             instance.stop(timeout=max(0.1, deadline - time.monotonic()))
 
 
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def listening_port(taken: set[int]) -> int:
+    """A free loopback port below the ephemeral range, so no outgoing connection can take it meanwhile.
+
+    Ports from the kernel (bind to 0) come from the ephemeral range, and any process's next outgoing connection
+    may take one before the instance (or, after a kill, the restarted instance) binds it again.
+    """
+    low = _ephemeral_range()[0]
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(20000, low) if low > 21000 else rng.randrange(1024, 65535)
+        if port in taken:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise RuntimeError("no free loopback port below the ephemeral range")
+
+
 def fleet_settings(azurite: AzuriteProcess, emulator: EmulatorProcess, options: FleetOptions) -> dict[str, str]:
     """The app settings every instance gets: the shared stand-ins, unique table/queue names, triggers on."""
     suffix = uuid.uuid4().hex[:10]
@@ -202,7 +234,16 @@ def start_fleet(workdir: Path, options: FleetOptions | None = None) -> Iterator[
         raise ValueError("a fleet needs at least one instance")
     workdir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        azurite = stack.enter_context(start_azurite(location=workdir / "azurite", queue_port=0, blob_port=0, persistent=True))
+        ports: set[int] = set()
+        azurite = stack.enter_context(  # ports outside the ephemeral range: a restart binds them again
+            start_azurite(
+                table_port=listening_port(ports),
+                queue_port=listening_port(ports),
+                blob_port=listening_port(ports),
+                location=workdir / "azurite",
+                persistent=True,
+            )
+        )
         emulator = stack.enter_context(
             start_emulator(
                 "--state-file", str(workdir / "emulator.sqlite"), *options.emulator_args, cert_dir=workdir / "emulator"
@@ -211,10 +252,10 @@ def start_fleet(workdir: Path, options: FleetOptions | None = None) -> Iterator[
         settings = fleet_settings(azurite, emulator, options)
         env = app_environment(settings)
         instances = [
-            HostInstance(name=f"i{index}", port=free_port(), env=env, log_path=workdir / f"instance-i{index}.log")
+            HostInstance(name=f"i{index}", port=listening_port(ports), env=env, log_path=workdir / f"instance-i{index}.log")
             for index in range(options.instances)
         ]
-        lb = LoadBalancer(workdir / "haproxy", free_port(), [(instance.name, instance.port) for instance in instances])
+        lb = LoadBalancer(workdir / "haproxy", listening_port(ports), [(instance.name, instance.port) for instance in instances])
         fleet = Fleet(workdir, azurite, emulator, instances, lb, settings)
         stack.callback(fleet.stop)
         for instance in instances:  # in parallel: each takes about a second to import the app
