@@ -7,7 +7,9 @@ from the same run: ACS's limits as the emulator enforces them (issue and create 
 30 s) and the app's ``REVOCATION_RATE_PER_30S``. Everything is recorded per answer by the load driver and checked by
 :func:`localdev.fleet.verify.verify_fleet`; the invariants' verdicts are rows of the tables, never assertions.
 
-Scale (``BENCH_FLEET_*`` environment variables override): ``--quick`` runs a small version of the same scenario.
+Scale (``BENCH_FLEET_*`` environment variables override, e.g. ``BENCH_FLEET_INSTANCES=1``): ``--quick`` runs a small
+version of the same scenario. ``BENCH_FLEET_WORKDIR=<dir>`` keeps the rig's files (instance and HAProxy logs, the
+emulator's SQLite state, Azurite's data) there for a look afterwards.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -167,6 +171,11 @@ def _storm_table(recorder: Recorder, scenario: Scenario) -> Table:
     table.add("429 answers to storm clients", figures["answers_429"])
     table.add("time to a 429 p50 / p99", f"{figures['time_to_429_p50_s']} / {figures['time_to_429_p99_s']} s")
     table.add("attempts per client (mean)", figures["attempts_mean"])
+    windows = -(-scenario.storm_users // ACS_LIMITS["create"])
+    table.notes.append(
+        f"floor from ACS's limit alone: {ACS_LIMITS['create']} identities per 30 s, so the last of {scenario.storm_users} new users "
+        f"cannot have a token before about {30 * (windows - 1):.0f} s after the first (more while the mixed load creates too)"
+    )
     return table
 
 
@@ -248,10 +257,20 @@ def _latency_table(recorder: Recorder) -> Table:
     return table
 
 
+@contextmanager
+def _workdir() -> Iterator[Path]:
+    kept = os.environ.get("BENCH_FLEET_WORKDIR")
+    if kept:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        yield Path(kept)
+        return
+    with tempfile.TemporaryDirectory(prefix="acs-fleet-") as tmp:
+        yield Path(tmp)
+
+
 def run(ctx: BenchContext) -> list[Table]:
     scenario = Scenario.for_run(ctx.quick)
-    recorder = Recorder()
-    with tempfile.TemporaryDirectory(prefix="acs-fleet-") as tmp, start_fleet(Path(tmp), scenario.fleet_options()) as fleet:
+    with _workdir() as workdir, start_fleet(workdir, scenario.fleet_options()) as fleet:
         with EmulatorSampler(fleet.emulator) as sampler:
             recorder = Recorder()
             started = time.monotonic()
