@@ -57,8 +57,9 @@ class Scenario:
     storm_users: int = 3000
     storm_within: float = 30.0
     storm_at: float = 10.0
-    campaign_users: int = 1000
-    campaign_at: float = 20.0
+    #: an operator revokes the storm's users (all hold tokens, none revokes itself: every request costs ACS a revoke)
+    campaign_users: int = 3000
+    campaign_at: float = 100.0
     kill_at: float = 25.0
     restart_after: float = 10.0
     azurite_restart_at: float = 60.0
@@ -74,7 +75,7 @@ class Scenario:
         if quick:
             base = replace(
                 base, mixed_users=150, mixed_concurrency=16, storm_users=300, storm_within=10.0, storm_at=3.0,
-                campaign_users=100, campaign_at=5.0, kill_at=6.0, restart_after=4.0, azurite_restart_at=14.0,
+                campaign_users=300, campaign_at=20.0, kill_at=6.0, restart_after=4.0, azurite_restart_at=14.0,
             )  # fmt: skip
         overrides: dict[str, Any] = {}
         for spec in fields(cls):
@@ -135,7 +136,7 @@ async def _drive(fleet: Fleet, recorder: Recorder, scenario: Scenario) -> dict[s
 
         async def campaign() -> None:
             await _at(recorder, scenario.campaign_at)
-            await driver.campaign(mixed_users[: scenario.campaign_users])
+            await driver.campaign([f"storm-{index}" for index in range(min(scenario.campaign_users, scenario.storm_users))])
 
         mixed = driver.mixed(
             mixed_users, scenario.ops_per_user, concurrency=scenario.mixed_concurrency, think_seconds=scenario.think_seconds
@@ -288,7 +289,7 @@ def run(ctx: BenchContext) -> list[Table]:
     tables[0].notes.append(
         f"{scenario.instances} instances, {scenario.mixed_users} mixed users x {scenario.ops_per_user} operations "
         f"(concurrency {scenario.mixed_concurrency}), storm of {scenario.storm_users} at {scenario.storm_at:.0f} s, "
-        f"campaign of {scenario.campaign_users} revokes at {scenario.campaign_at:.0f} s, kill at {scenario.kill_at:.0f} s, "
+        f"operator campaign revoking {scenario.campaign_users} storm users at {scenario.campaign_at:.0f} s, kill at {scenario.kill_at:.0f} s, "
         f"Azurite restart at {scenario.azurite_restart_at:.0f} s"
     )
     return tables
