@@ -34,6 +34,7 @@ from localdev.fleet.observe import EmulatorSampler
 from localdev.fleet.verify import (
     Report,
     check_timer_once,
+    describe_user,
     lock_acquisitions,
     percentile,
     storm_figures,
@@ -258,6 +259,17 @@ def _latency_table(recorder: Recorder) -> Table:
     return table
 
 
+def _write_details(workdir: Path, recorder: Recorder, report: Report) -> None:
+    """The histories of (up to 10 per invariant) users behind a violation, beside the rig's logs."""
+    sections = [
+        f"== {invariant}\n" + "\n".join(describe_user(recorder, user) for user in users[:10])
+        for invariant, users in report.users.items()
+        if users
+    ]
+    if sections:
+        (workdir / "violations.txt").write_text("\n\n".join(sections) + "\n", encoding="utf-8")
+
+
 @contextmanager
 def _workdir() -> Iterator[Path]:
     kept = os.environ.get("BENCH_FLEET_WORKDIR")
@@ -278,6 +290,7 @@ def run(ctx: BenchContext) -> list[Table]:
             timings = asyncio.run(_drive(fleet, recorder, scenario))
             elapsed = time.monotonic() - started
             report = verify_fleet(fleet, recorder, settle_timeout=600)
+        _write_details(workdir, recorder, report)
         tables = [
             _answers_table(recorder, report, elapsed),
             _storm_table(recorder, scenario),

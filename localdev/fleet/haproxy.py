@@ -82,7 +82,9 @@ def render_config(port: int, servers: list[tuple[str, int]], stats_socket: Path,
         "    timeout client 240s",
         f"    timeout server {SERVER_TIMEOUT_SECONDS}s",
         "    timeout http-request 10s",
-        "    timeout http-keep-alive 10s",
+        # longer than clients keep idle connections (aiohttp: 15 s), so the balancer never closes one a client
+        # is about to reuse (a request on it would fail with no answer at all; seen in the fleet run with 10 s)
+        "    timeout http-keep-alive 60s",
         "    timeout queue 30s",
         "    timeout check 2s",
         "    retries 3",

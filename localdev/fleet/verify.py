@@ -45,6 +45,8 @@ class Report:
 
     problems: dict[str, list[str]] = field(default_factory=lambda: {name: [] for name in INVARIANTS})
     figures: dict[str, Any] = field(default_factory=dict)
+    #: per invariant, the users whose histories show a violation (see :func:`describe_user`)
+    users: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -122,13 +124,16 @@ def check_outcomes(outcomes: Iterable[Outcome]) -> tuple[list[str], dict[str, An
     return problems, figures
 
 
-def check_identities(answers: Iterable[Answer]) -> tuple[list[str], dict[str, int]]:
-    """Invariant 5, per user in the order the client saw its answers (each user's operations are sequential)."""
+def check_identities(answers: Iterable[Answer]) -> tuple[list[str], dict[str, int], list[str]]:
+    """Invariant 5, per user in the order the client saw its answers (each user's operations are sequential).
+
+    (violations counted by kind, the counts, the users concerned)"""
     by_user: dict[str, list[Answer]] = {}
     for answer in answers:
         by_user.setdefault(answer.user, []).append(answer)
     bad: Counter[str] = Counter()
     examples: dict[str, str] = {}
+    concerned: list[str] = []
     for user, history in by_user.items():
         current: str | None = None
         for answer in sorted(history, key=lambda a: a.sent):
@@ -144,7 +149,20 @@ def check_identities(answers: Iterable[Answer]) -> tuple[list[str], dict[str, in
             if problem:
                 bad[problem] += 1
                 examples.setdefault(problem, f"{user} via {answer.instance}")
-    return [f"{count} x {problem} (e.g. {examples[problem]})" for problem, count in bad.most_common()], dict(bad)
+                concerned.append(user)
+    problems = [f"{count} x {problem} (e.g. {examples[problem]})" for problem, count in bad.most_common()]
+    return problems, dict(bad), sorted(set(concerned))
+
+
+def describe_user(recorder: Recorder, user: str) -> str:
+    """One user's answers in order (time, operation, status, body, instance, identity): to see why an invariant broke."""
+    lines = [
+        f"{user}: {len(recorder.users.get(user, UserHistory()).tokens)} tokens, killed_before={recorder.users.get(user, UserHistory()).killed_before}"
+    ]
+    for answer in sorted((a for a in recorder.answers if a.user == user), key=lambda a: a.sent):
+        identity = f" {answer.identity}" if answer.identity else ""
+        lines.append(f"  {answer.sent:8.2f}s {answer.op:8} {answer.status} {answer.shape} via {answer.instance}{identity}")
+    return "\n".join(lines)
 
 
 def storm_figures(outcomes: Sequence[Outcome], answers: Iterable[Answer], prefix: str) -> dict[str, Any]:
@@ -208,15 +226,14 @@ def trace_orphans(fleet: Fleet, orphans: Sequence[tuple[str, float]]) -> dict[st
 
 
 def lost_revocations(fleet: Fleet, users: dict[str, UserHistory], workers: int = 8) -> tuple[int, list[str]]:
-    """(tokens checked, tokens still valid) among those issued before an accepted revoke or delete."""
+    """(tokens checked, the user of each one still valid) among those issued before an accepted revoke or delete."""
     doomed = [(user, token) for user, history in users.items() for token in history.tokens[: history.killed_before]]
 
-    def verdict(item: tuple[str, str]) -> str | None:
-        result = fleet.emulator.validate(item[1])
-        return None if result.get("valid") is False else f"{item[0]}: {result.get('reason')!r}"
+    def still_valid(item: tuple[str, str]) -> bool:
+        return fleet.emulator.validate(item[1]).get("valid") is not False
 
     with ThreadPoolExecutor(workers) as pool:
-        alive = [v for v in pool.map(verdict, doomed) if v is not None]
+        alive = [user for (user, _), valid in zip(doomed, pool.map(still_valid, doomed), strict=True) if valid]
     return len(doomed), alive
 
 
@@ -225,7 +242,8 @@ def verify_fleet(fleet: Fleet, recorder: Recorder, *, settle_timeout: float = 15
     report = Report()
     report.problems["answers"], report.figures["answers"] = check_answers(recorder.answers)
     report.problems["clients"], report.figures["operations"] = check_outcomes(recorder.outcomes)
-    report.problems["identities"], report.figures["identity_anomalies"] = check_identities(recorder.answers)
+    identity_check = check_identities(recorder.answers)
+    report.problems["identities"], report.figures["identity_anomalies"], report.users["identities"] = identity_check
 
     status = settle_revocations(fleet, settle_timeout)
     report.figures["pending_after_settle"] = status.get("pendingRequests")
@@ -242,6 +260,7 @@ def verify_fleet(fleet: Fleet, recorder: Recorder, *, settle_timeout: float = 15
 
     checked, alive = lost_revocations(fleet, recorder.users)
     report.figures["revocations"] = {"tokens_checked": checked, "still_valid": len(alive)}
+    report.users["revocations"] = sorted(set(alive))
     if alive:
         report.problems["revocations"].append(
             f"{len(alive)} tokens issued before an accepted revoke/delete are still valid: {alive[:5]}"

@@ -84,15 +84,15 @@ def test_a_refresh_404_or_a_new_identity_without_a_delete_is_an_identity_anomaly
         answer("issue", 200, "token", identity="Y", sent=4),
         answer("refresh", 200, "token", identity="Y", sent=5),
     ]
-    assert check_identities(consistent) == ([], {})
+    assert check_identities(consistent) == ([], {}, [])
     stale = [
         answer("issue", 200, "token", identity="X", sent=1),
         answer("refresh", 404, "error:identity_not_found", sent=2),
         answer("issue", 200, "token", identity="Z", sent=3),
     ]
-    problems, counts = check_identities(stale)
+    problems, counts, users = check_identities(stale)
     assert counts == {"refresh 404 although the user holds an identity": 1, "issue answered another identity without a delete": 1}
-    assert len(problems) == 2
+    assert len(problems) == 2 and users == ["u"]
 
 
 def run(
