@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 WEB_BUNDLE := samples/web/vendor/communication-common.js
 
-.PHONY: setup run test test-fast check lock quickstart bench emulator clean chromium upstream-tests
+.PHONY: setup run test test-fast check lock quickstart bench emulator clean chromium loadbalancer upstream-tests
 
 setup: $(VENV)/.installed node_modules/.installed $(WEB_BUNDLE)
 
@@ -26,6 +26,10 @@ $(WEB_BUNDLE): node_modules/.installed samples/web/build.mjs samples/web/src/ven
 chromium:
 	sh scripts/install-chromium.sh
 
+# HAProxy (Debian's package) for the multi-instance rig (tests/fleet, bench --only fleet).
+loadbalancer:
+	sh scripts/install-loadbalancer.sh
+
 ## Azurite + ACS emulator on loopback, then the app on http://127.0.0.1:7071 (func start if installed).
 run: setup
 	$(PY) -m localdev.run
@@ -40,7 +44,7 @@ check: setup
 	BIN=$(VENV)/bin bash scripts/check
 
 ## The whole test suite against real Azurite and the ACS emulator (and Microsoft's own SDK tests), after `make check`.
-test: setup chromium upstream-tests check
+test: setup chromium loadbalancer upstream-tests check
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 ## The unit layer only (in-memory fakes, no stand-ins, no network sockets): seconds.

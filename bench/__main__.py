@@ -5,6 +5,7 @@ Starts Azurite and the ACS emulator on loopback once, runs the selected benchmar
 ``bench/RESULTS.md`` with the machine, Python and package versions and the date.
 
 Usage: python -m bench [--quick] [--only overhead,concurrency,...] [--output PATH | --no-write]
+(``--only fleet``: several instances behind HAProxy under a storm, a kill and an Azurite restart; opt-in.)
 
 Adding a benchmark: write ``run(ctx: BenchContext) -> list[Table]`` in a module of this package
 (e.g. ``bench/sweep.py``) and add its name to :data:`BUILTIN` below.
@@ -38,6 +39,8 @@ def register(name: str, benchmark: Benchmark) -> None:
 
 #: Modules of this package with ``run(ctx) -> list[Table]``, imported only when selected.
 BUILTIN = ("overhead", "concurrency", "coldstart", "memory", "sweep")
+#: Like BUILTIN, but run only when named in ``--only`` (the fleet run starts its own rig and takes minutes).
+OPT_IN = ("fleet",)
 
 
 def _lazy(module: str) -> Benchmark:
@@ -51,7 +54,7 @@ def _lazy(module: str) -> Benchmark:
 
 
 def _load_builtin() -> None:
-    for name in BUILTIN:
+    for name in (*BUILTIN, *OPT_IN):
         register(name, _lazy(name))
 
 
@@ -66,12 +69,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-write", action="store_true", help="only print")
     args = parser.parse_args(argv)
 
-    selected = [name.strip() for name in args.only.split(",") if name.strip()] or list(BENCHMARKS)
+    default = [name for name in BENCHMARKS if name not in OPT_IN]
+    selected = [name.strip() for name in args.only.split(",") if name.strip()] or default
     unknown = [name for name in selected if name not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(BENCHMARKS)}")
     output = args.output
-    if output is None and not args.no_write and not args.quick and selected == list(BENCHMARKS):
+    if output is None and not args.no_write and not args.quick and selected == default:
         output = ROOT / "bench" / "RESULTS.md"
 
     from localdev.azurite import start_azurite

@@ -1,4 +1,8 @@
-"""Start Azurite (the storage emulator, pinned in package.json) on loopback and wait until it serves."""
+"""Start Azurite (the storage emulator, pinned in package.json) on loopback and wait until it serves.
+
+Table always; Queue and Blob when asked for (Blob holds the Functions host's own state, such as the
+timer triggers' singleton locks and schedule status, see ``devhost/singleton.py``).
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
-from localdev.processes import stop_process
+from localdev.processes import close_pipes, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = ROOT / "node_modules" / ".bin"
@@ -39,6 +44,8 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -
         except OSError:
             time.sleep(0.1)
     process.kill()
+    process.wait()
+    close_pipes(process)
     raise RuntimeError(f"Azurite did not listen on {HOST}:{port} within {timeout:.0f} s")
 
 
@@ -49,6 +56,7 @@ class AzuriteProcess:
     processes: list[subprocess.Popen] = field(default_factory=list)
     location: Path | None = None
     persistent: bool = False
+    blob_port: int | None = None
 
     @property
     def table_endpoint(self) -> str:
@@ -57,6 +65,10 @@ class AzuriteProcess:
     @property
     def queue_endpoint(self) -> str | None:
         return None if self.queue_port is None else f"http://{HOST}:{self.queue_port}/{DEV_ACCOUNT}"
+
+    @property
+    def blob_endpoint(self) -> str | None:
+        return None if self.blob_port is None else f"http://{HOST}:{self.blob_port}/{DEV_ACCOUNT}"
 
     @property
     def connection_string(self) -> str:
@@ -68,12 +80,16 @@ class AzuriteProcess:
         ]
         if self.queue_endpoint:
             parts.append(f"QueueEndpoint={self.queue_endpoint}")
+        if self.blob_endpoint:
+            parts.append(f"BlobEndpoint={self.blob_endpoint}")
         return ";".join(parts) + ";"
 
     def _services(self) -> list[tuple[str, str, str, int]]:
         services = [("azurite-table", "--tableHost", "--tablePort", self.table_port)]
         if self.queue_port is not None:
             services.append(("azurite-queue", "--queueHost", "--queuePort", self.queue_port))
+        if self.blob_port is not None:
+            services.append(("azurite-blob", "--blobHost", "--blobPort", self.blob_port))
         return services
 
     def _launch(self) -> None:
@@ -112,7 +128,7 @@ class AzuriteProcess:
         self.stop()
         self._launch()
 
-    def __enter__(self) -> AzuriteProcess:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -120,9 +136,14 @@ class AzuriteProcess:
 
 
 def start_azurite(
-    *, table_port: int = 0, queue_port: int | None = None, location: Path, persistent: bool = False
+    *,
+    table_port: int = 0,
+    queue_port: int | None = None,
+    blob_port: int | None = None,
+    location: Path,
+    persistent: bool = False,
 ) -> AzuriteProcess:
-    """Azurite's Table service (and Queue, if a port is given; 0 = any free port), in memory.
+    """Azurite's Table service (and Queue and Blob, if a port is given; 0 = any free port), in memory.
 
     ``location`` is the working directory (Azurite refuses --location with in-memory persistence);
     with ``persistent=True`` the data lives there instead, so :meth:`AzuriteProcess.restart` keeps it.
@@ -133,5 +154,7 @@ def start_azurite(
     azurite = AzuriteProcess(table_port=table_port or free_port(), queue_port=None, location=location, persistent=persistent)
     if queue_port is not None:
         azurite.queue_port = queue_port or free_port()
+    if blob_port is not None:
+        azurite.blob_port = blob_port or free_port()
     azurite._launch()  # noqa: SLF001 - the one place that starts it
     return azurite

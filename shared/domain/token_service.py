@@ -2,9 +2,10 @@
 
 Cost of a warm ``issue`` (the caller's ACS id already known to this worker):
 one ACS call plus one store write (``record_issued``), made concurrently. The worker keeps a small
-cache of user -> ACS id; it can go stale only when an identity is deleted
-elsewhere, and ACS then answers 404, which evicts the entry and falls back to
-the store. ACS stays the source of truth for whether an id is alive.
+cache of user -> ACS id; it goes stale when another worker deletes or replaces the identity, and
+ACS then answers 404, which evicts the entry and falls back to the map (which may name the user's
+new identity). ACS stays the source of truth for whether an id is alive. Revokes never use the
+cache: they read the map, so they reach the user's current identity whichever worker serves them.
 
 Get-or-create is race-safe: the store's insert is create-if-absent, so of two
 concurrent first calls one wins; the loser deletes the ACS identity it just
@@ -96,17 +97,6 @@ class TokenService:
     def _forget(self, user_key: str) -> None:
         self._known.pop(user_key, None)
 
-    async def _known_acs_id(self, user_key: str) -> str | None:
-        cached = self._known.get(user_key)
-        if cached is not None:
-            self._known.move_to_end(user_key)
-            return cached
-        record = await self._identities.get(user_key)
-        if record is None:
-            return None
-        self._remember(user_key, record.acs_user_id)
-        return record.acs_user_id
-
     # ------------------------------------------------------------------ operations
 
     async def issue(self, caller: Caller, request: TokenRequest) -> TokenGrant:
@@ -124,10 +114,17 @@ class TokenService:
         return grant
 
     async def revoke(self, caller: Caller) -> Completion:
-        """Revoke every token of the caller's identity, recorded first so nothing is lost."""
-        acs_user_id = await self._known_acs_id(caller.key)
-        if acs_user_id is None:
+        """Revoke every token of the caller's identity, recorded first so nothing is lost.
+
+        The identity comes from the map, not the worker's cache: another worker may have given the
+        user a new identity, and a revoke must never reach a stale one (one read on a rare call).
+        """
+        record = await self._identities.get(caller.key)
+        if record is None:
+            self._forget(caller.key)
             return Completion.NOTHING_TO_DO
+        acs_user_id = record.acs_user_id
+        self._remember(caller.key, acs_user_id)
         request = await self._ledger.record(
             "revoke", caller.key, reason="user signed out everywhere", source="user", now=self._clock(), acs_user_id=acs_user_id
         )
@@ -169,10 +166,30 @@ class TokenService:
     # ------------------------------------------------------------------ internals
 
     async def _issue_for_existing(self, user_key: str, request: TokenRequest) -> TokenGrant | None:
-        """A token for the user's mapped identity; None if there is none (or ACS no longer knows it)."""
-        acs_user_id = await self._known_acs_id(user_key)
-        if acs_user_id is None:
+        """A token for the user's mapped identity; None if there is none (or ACS no longer knows it).
+
+        The worker's cache is tried first; when ACS no longer knows the cached identity, the map
+        decides: another worker may have deleted it and mapped the user to a new one meanwhile.
+        """
+        cached = self._known.get(user_key)
+        if cached is not None:
+            self._known.move_to_end(user_key)
+            grant = await self._issue_to(user_key, cached, request)
+            if grant is not None:
+                return grant
+            self._forget(user_key)
+        record = await self._identities.get(user_key)
+        if record is None:
             return None
+        grant = None if record.acs_user_id == cached else await self._issue_to(user_key, record.acs_user_id, request)
+        if grant is None:  # ACS does not know the mapped identity: drop the mapping, unless it changed meanwhile
+            await self._identities.delete(user_key, etag=record.etag)
+            return None
+        self._remember(user_key, record.acs_user_id)
+        return grant
+
+    async def _issue_to(self, user_key: str, acs_user_id: str, request: TokenRequest) -> TokenGrant | None:
+        """A token for ``acs_user_id`` (noting the issue in the map); None when ACS no longer knows it."""
         # The ACS call and the store write run side by side: latency is the slower of the two,
         # not their sum. If ACS then fails, LastIssuedAt is merely a little early, which only
         # makes the revocation sweep look at this user once more.
@@ -182,8 +199,6 @@ class TokenService:
             await asyncio.gather(issue, record)
         except NotFoundError:
             await asyncio.gather(record, return_exceptions=True)
-            self._forget(user_key)
-            await self._executor.drop_stale_mapping(user_key, acs_user_id)
             return None
         except BaseException:
             for task in (issue, record):

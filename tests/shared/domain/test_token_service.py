@@ -189,3 +189,47 @@ async def test_teams_exchange_spends_the_callers_budget() -> None:
     assert token.token.startswith("token-8:orgid:user-object-id")
     with pytest.raises(ThrottledError):
         await fakes.service.exchange_teams_token(ALICE, "entra-token", "app-id", "user-object-id")
+
+
+class TwoWorkers:
+    """Two workers (instances) with their own caches over the same ACS and identity map, as in a fleet."""
+
+    def __init__(self) -> None:
+        self.acs = FakeAcs(clock=lambda: NOW)
+        self.identities = FakeIdentityMap()
+        self.ledger = FakeLedger()
+        self.a, self.b = (
+            TokenService(self.acs, self.identities, self.ledger, PerUserRateLimiter(0), clock=lambda: NOW) for _ in range(2)
+        )
+
+
+async def deleted_on_b_and_recreated() -> tuple[TwoWorkers, str]:
+    """A knows the user's identity; B deletes it and the user signs in again through B (a new identity)."""
+    fleet = TwoWorkers()
+    old = await fleet.a.issue(ALICE, REQUEST)
+    assert await fleet.b.delete(ALICE) is Completion.DONE
+    new = await fleet.b.issue(ALICE, REQUEST)
+    assert new.communication_user_id != old.communication_user_id
+    return fleet, new.token.token
+
+
+async def test_a_revoke_through_another_worker_revokes_the_users_current_identity() -> None:
+    # Found by the fleet rig (tests/fleet): A's cache still held the deleted identity, so the revoke
+    # reached a dead identity (ACS 404), answered 204 and left the new identity's tokens alive.
+    fleet, new_token = await deleted_on_b_and_recreated()
+    assert await fleet.a.revoke(ALICE) is Completion.DONE
+    assert not fleet.acs.is_valid(new_token)
+
+
+async def test_a_refresh_through_another_worker_finds_the_users_current_identity() -> None:
+    fleet, _ = await deleted_on_b_and_recreated()
+    grant = await fleet.a.refresh(ALICE, REQUEST)  # was a 404 identity_not_found from A's stale cache
+    assert grant.communication_user_id == fleet.identities.rows[ALICE.key].acs_user_id
+    assert fleet.acs.count("create") == 2  # and no third identity for it
+
+
+async def test_an_issue_through_another_worker_uses_the_current_identity_without_an_orphan() -> None:
+    fleet, _ = await deleted_on_b_and_recreated()
+    grant = await fleet.a.issue(ALICE, REQUEST)
+    assert grant.communication_user_id == fleet.identities.rows[ALICE.key].acs_user_id
+    assert fleet.acs.count("create") == 2 and fleet.acs.count("delete") == 1  # only the user's own delete

@@ -1,0 +1,149 @@
+"""The fleet tooling's own logic, in memory: the verifier must catch each kind of violation it claims to catch.
+
+No sockets: answers, outcomes, timer runs and emulator samples are built by hand.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from localdev.fleet.haproxy import INSTANCE_HEADER, error_response, render_config
+from localdev.fleet.load import Answer, Outcome, body_shape, plan_mixed, retry_after_seconds
+from localdev.fleet.observe import EmulatorSampler, Sample
+from localdev.fleet.verify import (
+    Report,
+    TimerRun,
+    answer_problem,
+    check_answers,
+    check_identities,
+    check_outcomes,
+    check_timer_once,
+    percentile,
+)
+
+
+def answer(
+    op: str,
+    status: int,
+    shape: str,
+    *,
+    retry_after: str | None = None,
+    sent: float = 0.0,
+    user: str = "u",
+    identity: str | None = None,
+) -> Answer:
+    return Answer(op, user, status, sent, 0.01, retry_after, "application/json", shape, "i0", 1, identity)
+
+
+def test_bodies_are_classified_by_what_the_api_promises() -> None:
+    json_type = "application/json"
+    assert (
+        body_shape(200, json_type, b'{"communicationUserId": "8:acs:x", "token": "t", "expiresOn": "e", "scopes": []}')[0]
+        == "token"
+    )
+    assert body_shape(202, json_type, b'{"status": "pending"}')[0] == "pending"
+    assert body_shape(202, json_type, b'{"accepted": 2, "requests": []}')[0] == "accepted"
+    assert body_shape(429, json_type, b'{"error": {"code": "throttled", "message": "m"}}')[0] == "error:throttled"
+    assert body_shape(503, "text/html", b"<html>busy</html>")[0] == "not_json"
+    assert body_shape(503, json_type, b'{"error": "busy"}')[0] == "unexpected"
+    assert body_shape(204, "", b"")[0] == "empty"
+    assert (retry_after_seconds("3"), retry_after_seconds(" 10 "), retry_after_seconds(None)) == (3.0, 10.0, None)
+    assert retry_after_seconds("Wed, 21 Oct 2026 07:28:00 GMT") is None  # this API sends seconds only
+
+
+def test_the_answer_invariant_flags_missing_retry_after_non_json_and_unexpected_statuses() -> None:
+    assert answer_problem(answer("issue", 200, "token")) is None
+    assert answer_problem(answer("issue", 429, "error:throttled", retry_after="2")) is None
+    assert answer_problem(answer("refresh", 404, "error:identity_not_found")) is None
+    assert answer_problem(answer("issue", 429, "error:throttled")) is not None  # no Retry-After
+    assert answer_problem(answer("issue", 503, "not_json", retry_after="1")) is not None
+    assert answer_problem(answer("issue", 502, "not_json")) is not None
+    assert answer_problem(answer("revoke", 500, "error:internal_error")) is not None
+    assert answer_problem(answer("issue", 0, "connection_error:ServerDisconnectedError")) is not None
+    assert answer_problem(answer("issue", 404, "error:identity_not_found")) is not None  # only refresh may 404
+    problems, seen = check_answers(
+        [answer("issue", 200, "token"), answer("issue", 502, "not_json"), answer("issue", 502, "not_json")]
+    )
+    assert problems == ["2 x issue 502 not_json"] and seen == {"issue 502 not_json": 2, "issue 200 token": 1}
+
+
+def test_a_client_that_never_got_there_is_a_violation() -> None:
+    done = Outcome("issue", "a", started=0.0, finished=2.0, attempts=3, status=200, ok=True)
+    gave_up = Outcome("issue", "b", started=0.0, finished=180.0, attempts=40, status=429, ok=False)
+    problems, figures = check_outcomes([done, gave_up])
+    assert problems == ["1 of 2 issue operations never succeeded (last statuses {429: 1})"]
+    assert figures["issue"]["succeeded"] == 1 and figures["issue"]["retried"] == 2
+
+
+def test_a_refresh_404_or_a_new_identity_without_a_delete_is_an_identity_anomaly() -> None:
+    consistent = [
+        answer("issue", 200, "token", identity="X", sent=1),
+        answer("delete", 204, "empty", sent=2),
+        answer("refresh", 404, "error:identity_not_found", sent=3),  # after a delete: by contract
+        answer("issue", 200, "token", identity="Y", sent=4),
+        answer("refresh", 200, "token", identity="Y", sent=5),
+    ]
+    assert check_identities(consistent) == ([], {}, [])
+    stale = [
+        answer("issue", 200, "token", identity="X", sent=1),
+        answer("refresh", 404, "error:identity_not_found", sent=2),
+        answer("issue", 200, "token", identity="Z", sent=3),
+    ]
+    problems, counts, users = check_identities(stale)
+    assert counts == {"refresh 404 although the user holds an identity": 1, "issue answered another identity without a delete": 1}
+    assert len(problems) == 2 and users == ["u"]
+
+
+def run(
+    instance: str, occurrence: str, *, past_due: bool = False, done: bool = True, at: float = 0.0, latest: bool = False
+) -> TimerRun:
+    return TimerRun(instance, occurrence, past_due, done, at, latest)
+
+
+def test_timer_occurrences_may_repeat_only_as_a_past_due_rerun_after_a_killed_instance() -> None:
+    clean = [
+        run("i0", "t1", at=1),
+        run("i0", "t2", at=2, done=False),
+        run("i1", "t2", past_due=True, at=20),
+        run("i1", "t3", at=21),
+    ]
+    assert check_timer_once(clean, killed={"i0"}) == []
+    assert check_timer_once([run("i0", "t1", at=1), run("i1", "t1", at=1.1)], killed=set())  # completed twice
+    assert check_timer_once([run("i0", "t1", at=1, done=False), run("i1", "t1", past_due=True, at=20)], killed=set())  # no kill
+    assert check_timer_once([run("i0", "t1", at=1, done=False), run("i1", "t1", at=20)], killed={"i0"})  # rerun not past due
+    assert check_timer_once([run("i0", "t9", at=1, done=False, latest=True)], killed=set()) == []  # still running
+
+
+def test_emulator_counters_become_per_window_figures() -> None:
+    sampler = EmulatorSampler(emulator=None)
+    for second, revokes in enumerate([0, 100, 300, 500, 500, 700]):
+        sampler.samples.append(Sample(at=float(second * 15), operations={"revoke": revokes}, statuses={}))
+    # samples at 0, 15, 30, 45, 60, 75 s: the busiest 30 s span is 15..45 (400) or 45..75 (200) or 0..30 (300)
+    assert sampler.max_in_window("revoke") == 400
+    assert sampler.per_window("revoke") == [300, 200, 200]  # (0, 30], (30, 60], (60, 90]
+    assert percentile([5.0, 1.0, 3.0], 50) == 3.0 and percentile([], 99) == 0.0
+
+
+def test_the_balancer_retries_health_checks_and_answers_its_own_errors_as_json_503(tmp_path: Path) -> None:
+    config = render_config(8080, [("i0", 9001), ("i1", 9002)], tmp_path / "s.sock", tmp_path / "503.http")
+    for line in (
+        "option httpchk",
+        "http-check send meth GET uri /api/health",
+        "retry-on conn-failure empty-response",
+        "option redispatch 1",
+        f"http-response set-header {INSTANCE_HEADER} %[srv_name]",
+        "server i1 127.0.0.1:9002",
+        f"errorfile 502 {tmp_path / '503.http'}",
+    ):
+        assert line in config
+    head, _, body = error_response().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in head and b"Content-Type: application/json" in head
+    assert body.startswith(b'{"error": {"code": "unavailable"') and f"Content-Length: {len(body)}".encode() in head
+
+
+def test_a_mixed_plan_signs_in_first_and_is_reproducible() -> None:
+    plans = plan_mixed(["a", "b"], 5, random.Random(1))
+    assert all(ops[0] == "issue" and len(ops) == 5 for ops in plans.values())
+    assert plans == plan_mixed(["a", "b"], 5, random.Random(1))
+    assert Report().ok and not Report(problems={"answers": ["x"]}).ok
