@@ -132,6 +132,7 @@ class Services(AsyncClosable):
                 identities=self.identities(),
                 ledger=self.ledger(),
                 limiter=PerUserRateLimiter(self.token_policy.per_user_per_minute),
+                resource=self.acs_settings.resource,
             )
         return self._token_service
 
@@ -145,6 +146,7 @@ class Services(AsyncClosable):
                 self.fanout(),
                 self.revocation_settings,
                 self.token_policy.max_expiry_minutes,
+                resource=self.acs_settings.resource,
             )
         return self._sweeper
 

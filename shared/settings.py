@@ -34,6 +34,9 @@ class AcsSettings:
     managed_identity_client_id: str | None
     #: PEM file to trust for the ACS endpoint (the local emulator's self-signed certificate)
     ca_bundle: str | None
+    #: which ACS resource this is: the endpoint's host (and port), lower case. Mappings record it, so a
+    #: mapping made in another resource (a moved deployment, shared storage) is never used here.
+    resource: str = ""
 
     @property
     def uses_connection_string(self) -> bool:
@@ -156,12 +159,20 @@ def load_acs_settings(env: Mapping[str, str]) -> AcsSettings:
     ca_bundle = _get(env, "ACS_CA_BUNDLE")
     if ca_bundle is not None and not os.path.isfile(ca_bundle):
         raise SettingsError("ACS_CA_BUNDLE", f"points to a file that does not exist: {ca_bundle}")
+    used_endpoint = parse_key_values(connection_string)["endpoint"] if connection_string else endpoint
     return AcsSettings(
         connection_string=connection_string,
         endpoint=endpoint.rstrip("/") if endpoint else None,
         managed_identity_client_id=_get(env, "AZURE_CLIENT_ID"),
         ca_bundle=ca_bundle,
+        resource=resource_name(used_endpoint or ""),
     )
+
+
+def resource_name(endpoint: str) -> str:
+    """``https://Contoso.communication.azure.com/`` -> ``contoso.communication.azure.com`` (host and port)."""
+    parsed = urlparse(endpoint if "://" in endpoint else f"https://{endpoint}")
+    return (parsed.netloc or endpoint).lower().rstrip("/")
 
 
 def load_storage_settings(env: Mapping[str, str]) -> StorageSettings:

@@ -40,6 +40,7 @@ from azure.core.pipeline.transport import AioHttpTransport
 from shared.adapters.credentials import entra_credential
 from shared.adapters.lifecycle import AsyncClosable
 from shared.domain.errors import (
+    ForeignIdentityError,
     InvalidRequestError,
     MisconfiguredError,
     NotFoundError,
@@ -125,6 +126,10 @@ def _bad_request(error: HttpResponseError) -> ServiceError:
     return InvalidRequestError(_service_message(error), target=target)
 
 
+def _foreign_identity(_: HttpResponseError) -> ServiceError:
+    return ForeignIdentityError("The ACS identity belongs to another ACS resource.")
+
+
 def _teams_token_rejected(_: HttpResponseError) -> ServiceError:
     return InvalidRequestError("The Teams user's Entra ID token was rejected by ACS.", code="invalid_teams_token")
 
@@ -160,6 +165,9 @@ ERRORS_BY_ACS_CODE: dict[str, Callable[[HttpResponseError], ServiceError]] = {
     "InvalidAccessToken": _teams_token_rejected,
     # 400 with a target; for the Teams exchange, appId/userId that do not fit the token.
     "ValidationError": _validation_error,
+    # 401 for an identity of another ACS resource: not our credentials (Azure/azure-sdk-assets,
+    # python/communication/azure-communication-identity recordings; emulator/references.py).
+    "IdentityNotOwned": _foreign_identity,
 }
 #: Then the HTTP status; anything else 4xx is an invalid request, anything else 5xx an outage.
 ERRORS_BY_STATUS: dict[int, Callable[[HttpResponseError], ServiceError]] = {

@@ -9,8 +9,11 @@ Entity design (table ``IDENTITY_TABLE_NAME``):
   forbid ``/ \\ # ?`` and control characters, and hashing keeps raw user ids out
   of keys. ``PartitionKey`` = its first two hex digits: 256 partitions spread
   load, and every lookup is one point read.
-* ``UserKey`` (the raw key, for support and erasure), ``AcsUserId``,
-  ``CreatedAt``, ``LastIssuedAt``, ``LastRevokedAt`` (UTC ``Edm.DateTime``).
+* ``UserKey`` (the raw key, for support and erasure), ``AcsUserId``, ``AcsResource``
+  (the ACS resource's host; absent on rows written before it was recorded),
+  ``CreatedAt``, ``LastIssuedAt``, ``LastRevokedAt`` (UTC ``Edm.DateTime``), and after a
+  mapping of another ACS resource was replaced, ``PreviousAcsUserId``,
+  ``PreviousAcsResource``, ``ReplacedAt`` (kept so an operator can see it).
 
 The revocation sweep reads the table once per run with a server-side filter on
 ``LastIssuedAt`` (identities that may hold live tokens), each row once, page by
@@ -61,7 +64,26 @@ def _record(entity: Mapping[str, Any]) -> IdentityRecord:
         last_issued_at=_optional_utc(entity.get("LastIssuedAt")),
         last_revoked_at=_optional_utc(entity.get("LastRevokedAt")),
         etag=getattr(entity, "metadata", {}).get("etag"),
+        acs_resource=entity.get("AcsResource") or None,
+        previous_acs_user_id=entity.get("PreviousAcsUserId") or None,
+        previous_acs_resource=entity.get("PreviousAcsResource") or None,
+        replaced_at=_optional_utc(entity.get("ReplacedAt")),
     )
+
+
+def _new_entity(user_key: str, acs_user_id: str, now: datetime, resource: str | None) -> dict[str, Any]:
+    partition, row = entity_keys(user_key)
+    entity: dict[str, Any] = {
+        "PartitionKey": partition,
+        "RowKey": row,
+        "UserKey": user_key,
+        "AcsUserId": acs_user_id,
+        "CreatedAt": now,
+        "LastIssuedAt": now,
+    }
+    if resource:
+        entity["AcsResource"] = resource
+    return entity
 
 
 class TableIdentityMap(AsyncClosable):
@@ -95,28 +117,52 @@ class TableIdentityMap(AsyncClosable):
             raise unavailable(error, _WHAT) from None
         return _record(entity)
 
-    async def insert(self, user_key: str, acs_user_id: str, now: datetime) -> IdentityRecord:
+    async def insert(self, user_key: str, acs_user_id: str, now: datetime, *, resource: str | None = None) -> IdentityRecord:
         """Create-if-absent; IdentityConflict carries the winner's record when we lost a race."""
-        partition, row = entity_keys(user_key)
-        entity = {
-            "PartitionKey": partition,
-            "RowKey": row,
-            "UserKey": user_key,
-            "AcsUserId": acs_user_id,
-            "CreatedAt": now,
-            "LastIssuedAt": now,
-        }
+        entity = _new_entity(user_key, acs_user_id, now, resource)
         try:
             await self._created.ensure()
             await self._table.create_entity(entity)
         except ResourceExistsError:
             existing = await self.get(user_key)
             if existing is None:  # deleted between our insert and read: try once more
-                return await self.insert(user_key, acs_user_id, now)
+                return await self.insert(user_key, acs_user_id, now, resource=resource)
             raise IdentityConflict(existing) from None
         except AzureError as error:
             raise unavailable(error, _WHAT) from None
-        return IdentityRecord(user_key, acs_user_id, now, now, None)
+        return IdentityRecord(user_key, acs_user_id, now, now, None, acs_resource=resource)
+
+    async def replace(self, previous: IdentityRecord, acs_user_id: str, now: datetime, *, resource: str) -> IdentityRecord:
+        """Replace a mapping of another ACS resource, conditional on its ETag; the old one stays as Previous*."""
+        entity = {
+            **_new_entity(previous.user_key, acs_user_id, now, resource),
+            "PreviousAcsUserId": previous.acs_user_id,
+            "PreviousAcsResource": previous.acs_resource or "",
+            "ReplacedAt": now,
+        }
+        try:
+            await self._created.ensure()
+            await self._table.update_entity(
+                entity, mode=UpdateMode.REPLACE, etag=previous.etag, match_condition=MatchConditions.IfNotModified
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            current = await self.get(previous.user_key)
+            if current is None:
+                return await self.insert(previous.user_key, acs_user_id, now, resource=resource)
+            raise IdentityConflict(current) from None
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return IdentityRecord(
+            previous.user_key,
+            acs_user_id,
+            now,
+            now,
+            None,
+            acs_resource=resource,
+            previous_acs_user_id=previous.acs_user_id,
+            previous_acs_resource=previous.acs_resource,
+            replaced_at=now,
+        )
 
     async def _merge(self, user_key: str, fields: dict[str, Any]) -> None:
         partition, row = entity_keys(user_key)

@@ -77,6 +77,17 @@ class UnavailableError(RetryLaterError):
         super().__init__(message, retry_after=retry_after, code=code)
 
 
+class ForeignIdentityError(ServiceError):
+    """The ACS identity belongs to another ACS resource (ACS's 401 ``IdentityNotOwned``).
+
+    Not a credential problem: a mapping made with another resource (a deployment moved to a new
+    resource, storage shared between environments, a restore). The domain gives the user an
+    identity in the current resource instead; it never reaches a caller as an error.
+    """
+
+    code = "identity_not_owned"
+
+
 class UnauthenticatedError(ServiceError):
     """No credential, or one that failed verification (401)."""
 

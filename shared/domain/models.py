@@ -31,6 +31,17 @@ class IdentityRecord:
     last_revoked_at: datetime | None
     #: the stored row's version when read (for conditional deletes); None when built locally
     etag: str | None = field(default=None, compare=False)
+    #: the ACS resource the identity lives in (see AcsSettings.resource); None for mappings made
+    #: before it was recorded, which ACS itself then judges (401 IdentityNotOwned)
+    acs_resource: str | None = None
+    #: the mapping this one replaced because it belonged to another ACS resource (kept for operators)
+    previous_acs_user_id: str | None = None
+    previous_acs_resource: str | None = None
+    replaced_at: datetime | None = None
+
+    def belongs_to(self, resource: str) -> bool:
+        """Whether this identity may be used with ``resource`` (unknown: yes, and ACS will say)."""
+        return self.acs_resource is None or self.acs_resource == resource
 
     @property
     def row_key(self) -> str:

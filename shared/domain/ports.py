@@ -49,8 +49,16 @@ class IdentityMap(Protocol):
         """The record named by its digest (what sweep work items carry instead of user ids)."""
         ...
 
-    async def insert(self, user_key: str, acs_user_id: str, now: datetime) -> IdentityRecord:
+    async def insert(self, user_key: str, acs_user_id: str, now: datetime, *, resource: str | None = None) -> IdentityRecord:
         """Create-if-absent; raises ``IdentityConflict`` with the winner's record when a race was lost."""
+        ...
+
+    async def replace(self, previous: IdentityRecord, acs_user_id: str, now: datetime, *, resource: str) -> IdentityRecord:
+        """Map the user to a new identity in place of ``previous`` (kept as the previous mapping).
+
+        Only if the row is unchanged since ``previous`` was read; else ``IdentityConflict`` with the
+        current row (or, if it is gone meanwhile, the new mapping is inserted).
+        """
         ...
 
     async def record_issued(self, user_key: str, when: datetime) -> None:

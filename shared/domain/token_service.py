@@ -28,8 +28,8 @@ from enum import Enum
 
 from shared.domain.caller import Caller
 from shared.domain.clock import format_utc, utc_now
-from shared.domain.errors import NotFoundError, ServiceError, ThrottledError, UnavailableError
-from shared.domain.models import IdentityConflict, IssuedToken
+from shared.domain.errors import ForeignIdentityError, NotFoundError, ServiceError, ThrottledError, UnavailableError
+from shared.domain.models import IdentityConflict, IdentityRecord, IssuedToken
 from shared.domain.policy import TokenRequest
 from shared.domain.ports import AcsIdentityService, IdentityMap, RevocationLedger
 from shared.domain.ratelimit import PerUserRateLimiter
@@ -39,6 +39,8 @@ from shared.domain.revocation.work import Outcome
 logger = logging.getLogger(__name__)
 
 CACHE_SIZE = 10_000
+#: a mapping write that keeps meeting other resources' rows (or races) gives up after this many tries
+MAX_MAPPING_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,13 @@ class Completion(str, Enum):
     PENDING = "pending"  # ACS is throttling or down: recorded, and the sweep will finish it
 
 
+class _Missing(Enum):
+    """Why the mapped identity could not issue a token."""
+
+    GONE = "gone"  # ACS no longer knows it (404)
+    FOREIGN = "foreign"  # it belongs to another ACS resource (401 IdentityNotOwned)
+
+
 class TokenService:
     """Issue, refresh, revoke, delete and Teams exchange for one authenticated caller at a time."""
 
@@ -76,6 +85,8 @@ class TokenService:
         ledger: RevocationLedger,
         limiter: PerUserRateLimiter,
         clock: Callable[[], datetime] = utc_now,
+        *,
+        resource: str = "",
     ) -> None:
         self._acs = acs
         self._identities = identities
@@ -84,6 +95,8 @@ class TokenService:
         self._executor = RevocationExecutor(acs, identities, ledger, clock)
         self._limiter = limiter
         self._clock = clock
+        #: the ACS resource ``acs`` talks to (AcsSettings.resource): mappings of another one are never used
+        self._resource = resource
         self._known: OrderedDict[str, str] = OrderedDict()  # user key -> ACS id (LRU)
 
     # ------------------------------------------------------------------ cache
@@ -102,13 +115,16 @@ class TokenService:
     async def issue(self, caller: Caller, request: TokenRequest) -> TokenGrant:
         """Get-or-create the caller's ACS identity and issue a token."""
         self._limiter.acquire(caller.key)
-        grant = await self._issue_for_existing(caller.key, request)
-        return grant if grant is not None else await self._create_and_issue(caller.key, request)
+        grant, foreign = await self._issue_for_existing(caller.key, request)
+        return grant if grant is not None else await self._create_and_issue(caller.key, request, replacing=foreign)
 
     async def refresh(self, caller: Caller, request: TokenRequest) -> TokenGrant:
-        """A new token for the caller's existing identity; never creates one (NotFoundError)."""
+        """A new token for the caller's existing identity; never creates one (NotFoundError).
+
+        A mapping of another ACS resource counts as none: the caller's next ``issue`` replaces it.
+        """
         self._limiter.acquire(caller.key)
-        grant = await self._issue_for_existing(caller.key, request)
+        grant, _ = await self._issue_for_existing(caller.key, request)
         if grant is None:
             raise NotFoundError("This user has no ACS identity yet.")
         return grant
@@ -118,9 +134,10 @@ class TokenService:
 
         The identity comes from the map, not the worker's cache: another worker may have given the
         user a new identity, and a revoke must never reach a stale one (one read on a rare call).
+        An identity of another ACS resource cannot be revoked from here: nothing to do.
         """
         record = await self._identities.get(caller.key)
-        if record is None:
+        if record is None or not record.belongs_to(self._resource):
             self._forget(caller.key)
             return Completion.NOTHING_TO_DO
         acs_user_id = record.acs_user_id
@@ -132,7 +149,7 @@ class TokenService:
             outcome = await self._executor.carry_out(request, mapped_acs_user_id=acs_user_id)
         except (ThrottledError, UnavailableError):
             return Completion.PENDING
-        if outcome is Outcome.ALREADY_GONE:
+        if outcome in (Outcome.ALREADY_GONE, Outcome.FOREIGN):
             self._forget(caller.key)
             return Completion.NOTHING_TO_DO
         return Completion.DONE
@@ -141,12 +158,17 @@ class TokenService:
         """Delete the caller's ACS identity and its mapping (idempotent).
 
         The mapping goes first (the user is disconnected at once); the ACS identity follows,
-        and if ACS cannot take it now the recorded request lets the sweep finish it.
+        and if ACS cannot take it now the recorded request lets the sweep finish it. An identity
+        of another ACS resource cannot be deleted from here: only the mapping goes.
         """
         self._forget(caller.key)
         record = await self._identities.get(caller.key)
         if record is None:
             return Completion.NOTHING_TO_DO
+        if not record.belongs_to(self._resource):
+            await self._identities.delete(caller.key)
+            logger.warning("deleted a mapping to another ACS resource's identity; delete that identity in its own resource")
+            return Completion.DONE
         request = await self._ledger.record(
             "delete", caller.key, reason="user deleted identity", source="user", now=self._clock(), acs_user_id=record.acs_user_id
         )
@@ -165,31 +187,40 @@ class TokenService:
 
     # ------------------------------------------------------------------ internals
 
-    async def _issue_for_existing(self, user_key: str, request: TokenRequest) -> TokenGrant | None:
-        """A token for the user's mapped identity; None if there is none (or ACS no longer knows it).
+    async def _issue_for_existing(self, user_key: str, request: TokenRequest) -> tuple[TokenGrant | None, IdentityRecord | None]:
+        """A token for the user's mapped identity, or None and, if it is another resource's, its mapping.
 
         The worker's cache is tried first; when ACS no longer knows the cached identity, the map
         decides: another worker may have deleted it and mapped the user to a new one meanwhile.
         """
         cached = self._known.get(user_key)
+        cached_failure: _Missing | None = None
         if cached is not None:
             self._known.move_to_end(user_key)
-            grant = await self._issue_to(user_key, cached, request)
-            if grant is not None:
-                return grant
+            attempt = await self._issue_to(user_key, cached, request)
+            if isinstance(attempt, TokenGrant):
+                return attempt, None
+            cached_failure = attempt
             self._forget(user_key)
         record = await self._identities.get(user_key)
         if record is None:
-            return None
-        grant = None if record.acs_user_id == cached else await self._issue_to(user_key, record.acs_user_id, request)
-        if grant is None:  # ACS does not know the mapped identity: drop the mapping, unless it changed meanwhile
-            await self._identities.delete(user_key, etag=record.etag)
-            return None
+            return None, None
+        if not record.belongs_to(self._resource):
+            return None, record  # another ACS resource's identity: never used here
+        if cached_failure is not None and record.acs_user_id == cached:
+            attempt = cached_failure  # the map agrees with the cache: no second ACS call
+        else:
+            attempt = await self._issue_to(user_key, record.acs_user_id, request)
+        if attempt is _Missing.FOREIGN:
+            return None, record  # recorded before resources were, and ACS says it is another's
+        if attempt is _Missing.GONE:
+            await self._identities.delete(user_key, etag=record.etag)  # unless it changed meanwhile
+            return None, None
         self._remember(user_key, record.acs_user_id)
-        return grant
+        return attempt, None
 
-    async def _issue_to(self, user_key: str, acs_user_id: str, request: TokenRequest) -> TokenGrant | None:
-        """A token for ``acs_user_id`` (noting the issue in the map); None when ACS no longer knows it."""
+    async def _issue_to(self, user_key: str, acs_user_id: str, request: TokenRequest) -> TokenGrant | _Missing:
+        """A token for ``acs_user_id`` (noting the issue in the map), or why ACS would not issue one."""
         # The ACS call and the store write run side by side: latency is the slower of the two,
         # not their sum. If ACS then fails, LastIssuedAt is merely a little early, which only
         # makes the revocation sweep look at this user once more.
@@ -197,9 +228,9 @@ class TokenService:
         record = asyncio.ensure_future(self._identities.record_issued(user_key, self._clock()))
         try:
             await asyncio.gather(issue, record)
-        except NotFoundError:
+        except (NotFoundError, ForeignIdentityError) as error:
             await asyncio.gather(record, return_exceptions=True)
-            return None
+            return _Missing.GONE if isinstance(error, NotFoundError) else _Missing.FOREIGN
         except BaseException:
             for task in (issue, record):
                 task.cancel()
@@ -207,25 +238,47 @@ class TokenService:
             raise
         return TokenGrant(acs_user_id, issue.result(), request.scopes)
 
-    async def _create_and_issue(self, user_key: str, request: TokenRequest) -> TokenGrant:
+    async def _create_and_issue(self, user_key: str, request: TokenRequest, *, replacing: IdentityRecord | None) -> TokenGrant:
+        """A new identity in this resource, mapped create-if-absent (or in place of another resource's)."""
         acs_user_id, token = await self._acs.create_identity_with_token(request.scopes, request.expires_in_minutes)
         now = self._clock()
         try:
-            await self._identities.insert(user_key, acs_user_id, now)
-        except IdentityConflict as conflict:
-            # Another request for this user won the race: keep its identity, drop ours.
-            await self._delete_orphan(acs_user_id)
-            winner = conflict.existing.acs_user_id
-            self._remember(user_key, winner)
-            token = await self._acs.issue_token(winner, request.scopes, request.expires_in_minutes)
-            await self._identities.record_issued(user_key, self._clock())
-            return TokenGrant(winner, token, request.scopes)
+            winner = await self._map(user_key, acs_user_id, now, replacing)
         except BaseException:
             # The mapping was not written: do not leave an identity nobody can reach.
             await self._delete_orphan(acs_user_id)
             raise
-        self._remember(user_key, acs_user_id)
-        return TokenGrant(acs_user_id, token, request.scopes)
+        if winner is None:
+            self._remember(user_key, acs_user_id)
+            return TokenGrant(acs_user_id, token, request.scopes)
+        # Another request for this user won the race: keep its identity, drop ours.
+        await self._delete_orphan(acs_user_id)
+        self._remember(user_key, winner.acs_user_id)
+        token = await self._acs.issue_token(winner.acs_user_id, request.scopes, request.expires_in_minutes)
+        await self._identities.record_issued(user_key, self._clock())
+        return TokenGrant(winner.acs_user_id, token, request.scopes)
+
+    async def _map(
+        self, user_key: str, acs_user_id: str, now: datetime, replacing: IdentityRecord | None
+    ) -> IdentityRecord | None:
+        """Write the mapping; None when it is ours, else the mapping of this resource that won a race."""
+        for _ in range(MAX_MAPPING_ATTEMPTS):
+            try:
+                if replacing is None:
+                    await self._identities.insert(user_key, acs_user_id, now, resource=self._resource)
+                else:
+                    await self._identities.replace(replacing, acs_user_id, now, resource=self._resource)
+                    logger.info("replaced a mapping to another ACS resource's identity (kept as the previous mapping)")
+                return None
+            except IdentityConflict as conflict:
+                existing = conflict.existing
+                if replacing is not None and existing.acs_user_id == replacing.acs_user_id:
+                    replacing = existing  # the same old mapping, touched meanwhile (LastIssuedAt): replace it as it is now
+                elif existing.belongs_to(self._resource):
+                    return existing  # another request for this user mapped it first
+                else:
+                    replacing = existing  # another resource's mapping is in the way: replace that one
+        raise UnavailableError("The identity map kept changing under this request; retry.", retry_after=1)
 
     async def _delete_orphan(self, acs_user_id: str) -> None:
         try:

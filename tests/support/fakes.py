@@ -22,7 +22,7 @@ from typing import Any
 
 from shared.domain.caller import user_digest
 from shared.domain.clock import utc_now
-from shared.domain.errors import NotFoundError, ServiceError
+from shared.domain.errors import ForeignIdentityError, NotFoundError, ServiceError
 from shared.domain.models import Action, IdentityConflict, IdentityRecord, IssuedToken, RevocationRequest, request_row_key
 
 
@@ -54,8 +54,10 @@ class FakeIdentity:
 class FakeAcs(FailurePlan):
     """ACS Identity in memory (:class:`shared.domain.ports.AcsIdentityService`)."""
 
-    def __init__(self, clock: Any = utc_now) -> None:
+    def __init__(self, clock: Any = utc_now, resource: str = "fake") -> None:
         super().__init__()
+        #: identities are 8:acs:<resource>_<n>; another resource's ids get ForeignIdentityError, as ACS's 401
+        self.resource = resource
         self.identities: dict[str, FakeIdentity] = {}
         self.calls: list[tuple[str, str]] = []  # (operation, identity id)
         self._clock = clock
@@ -68,6 +70,8 @@ class FakeAcs(FailurePlan):
         return IssuedToken(token, self._clock() + timedelta(minutes=minutes or 1440))
 
     def _live(self, acs_user_id: str) -> FakeIdentity:
+        if acs_user_id.startswith("8:acs:") and not acs_user_id.startswith(f"8:acs:{self.resource}_"):
+            raise ForeignIdentityError("The ACS identity belongs to another ACS resource.")
         identity = self.identities.get(acs_user_id)
         if identity is None or identity.deleted:
             raise NotFoundError("The ACS identity does not exist (it may have been deleted).")
@@ -86,7 +90,7 @@ class FakeAcs(FailurePlan):
         self, scopes: Sequence[str], expires_in_minutes: int | None = None
     ) -> tuple[str, IssuedToken]:
         await self.step("create")
-        identity = FakeIdentity(f"8:acs:fake_{next(self._ids)}")
+        identity = FakeIdentity(f"8:acs:{self.resource}_{next(self._ids)}")
         self.identities[identity.id] = identity
         self.calls.append(("create", identity.id))
         return identity.id, self._mint(identity, expires_in_minutes)
@@ -144,12 +148,33 @@ class FakeIdentityMap(FailurePlan):
         await self.step("get")
         return next((record for key, record in self.rows.items() if user_digest(key) == row_key), None)
 
-    async def insert(self, user_key: str, acs_user_id: str, now: datetime) -> IdentityRecord:
+    async def insert(self, user_key: str, acs_user_id: str, now: datetime, *, resource: str | None = None) -> IdentityRecord:
         self.calls["insert"] += 1
         await self.step("insert")
         if user_key in self.rows:
             raise IdentityConflict(self.rows[user_key])
-        return self._stamp(IdentityRecord(user_key, acs_user_id, now, now, None))
+        return self._stamp(IdentityRecord(user_key, acs_user_id, now, now, None, acs_resource=resource))
+
+    async def replace(self, previous: IdentityRecord, acs_user_id: str, now: datetime, *, resource: str) -> IdentityRecord:
+        self.calls["replace"] += 1
+        await self.step("replace")
+        current = self.rows.get(previous.user_key)
+        if current is None:
+            return await self.insert(previous.user_key, acs_user_id, now, resource=resource)
+        if current.etag != previous.etag:
+            raise IdentityConflict(current)
+        replacement = IdentityRecord(
+            previous.user_key,
+            acs_user_id,
+            now,
+            now,
+            None,
+            acs_resource=resource,
+            previous_acs_user_id=previous.acs_user_id,
+            previous_acs_resource=previous.acs_resource,
+            replaced_at=now,
+        )
+        return self._stamp(replacement)
 
     async def _merge(self, user_key: str, **changes: datetime) -> None:
         record = self.rows.get(user_key)

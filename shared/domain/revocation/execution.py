@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from shared.domain.errors import NotFoundError
+from shared.domain.errors import ForeignIdentityError, NotFoundError
 from shared.domain.models import RevocationRequest
 from shared.domain.ports import AcsIdentityService, IdentityMap, RevocationLedger
 from shared.domain.revocation.pacing import Pacer, Unpaced
@@ -40,21 +40,25 @@ class RevocationExecutor:
         self.delete_pacer: Pacer = delete_pacer or Unpaced()
 
     async def revoke(self, acs_user_id: str) -> Outcome:
-        """Revoke every token of an identity; ALREADY_GONE when ACS no longer knows it."""
+        """Revoke every token of an identity; ALREADY_GONE when ACS no longer knows it, FOREIGN for another resource's."""
         await self.revoke_pacer.acquire()
         try:
             await self._acs.revoke_tokens(acs_user_id)
         except NotFoundError:
             return Outcome.ALREADY_GONE
+        except ForeignIdentityError:
+            return Outcome.FOREIGN
         return Outcome.REVOKED
 
     async def delete(self, acs_user_id: str) -> Outcome:
-        """Delete an identity; ALREADY_GONE when ACS no longer knows it."""
+        """Delete an identity; ALREADY_GONE when ACS no longer knows it, FOREIGN for another resource's."""
         await self.delete_pacer.acquire()
         try:
             await self._acs.delete_identity(acs_user_id)
         except NotFoundError:
             return Outcome.ALREADY_GONE
+        except ForeignIdentityError:
+            return Outcome.FOREIGN
         return Outcome.DELETED
 
     async def carry_out(self, request: RevocationRequest, *, mapped_acs_user_id: str | None) -> Outcome:
@@ -73,8 +77,9 @@ class RevocationExecutor:
             outcome = await self.revoke(acs_user_id)
             if mapped and outcome is Outcome.REVOKED:
                 await self._identities.record_revoked(request.user_key, self._clock())
-            elif mapped:
+            elif mapped and outcome is Outcome.ALREADY_GONE:
                 await self.drop_stale_mapping(request.user_key, acs_user_id)
+            # FOREIGN: the mapping stays; the user's next token request replaces it with one of this resource
         else:
             outcome = await self.delete(acs_user_id)
             if mapped:

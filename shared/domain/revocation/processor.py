@@ -30,7 +30,11 @@ class ItemProcessor:
         ledger: RevocationLedger,
         clock: Callable[[], datetime],
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        *,
+        resource: str = "",
     ) -> None:
+        #: the ACS resource this deployment uses: policy work for another resource's identities is skipped
+        self._resource = resource
         self._executor = executor
         self._identities = identities
         self._ledger = ledger
@@ -84,6 +88,8 @@ class ItemProcessor:
         record = await self._identities.get_by_row_key(item.key)
         if record is None:
             return Outcome.SKIPPED
+        if not record.belongs_to(self._resource):
+            return Outcome.FOREIGN  # reported in the run's summary; no ACS call can touch it from here
         if item.kind == "session":
             if not policy.session_due(record):
                 return Outcome.SKIPPED
@@ -94,6 +100,8 @@ class ItemProcessor:
         if not policy.retention_due(record):
             return Outcome.SKIPPED
         outcome = await self._executor.delete(record.acs_user_id)
+        if outcome is Outcome.FOREIGN:
+            return outcome  # ACS says it is another resource's (a mapping older than AcsResource): keep it
         # Conditional on the ETag read above: a user who got a token meanwhile keeps the mapping
         # (its identity is gone, so the token service maps them to a new one on the next call).
         await self._identities.delete(record.user_key, etag=record.etag)

@@ -69,6 +69,7 @@ class SweepSummary:
     deleted: int = 0
     already_gone: int = 0
     skipped: int = 0
+    foreign: int = 0
     retried: int = 0
     failed: int = 0
     deferred: int = 0
@@ -89,7 +90,8 @@ class SweepSummary:
     def log_line(self) -> str:
         return (
             f"revocation sweep trigger={self.trigger} found={self.found} revoked={self.revoked} deleted={self.deleted} "
-            f"already_gone={self.already_gone} skipped={self.skipped} retried={self.retried} failed={self.failed} "
+            f"already_gone={self.already_gone} skipped={self.skipped} foreign={self.foreign} "
+            f"retried={self.retried} failed={self.failed} "
             f"deferred={self.deferred} fanned_out={self.fanned_out} batches={self.batches} "
             f"poison={self.poison_messages} duration_ms={self.duration_ms}"
         )
@@ -284,6 +286,7 @@ def build_sweeper(
     *,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    resource: str = "",
 ) -> Sweeper:
     """A sweeper over given ports: one pacer per ACS operation, burst at most one second's worth.
 
@@ -299,5 +302,5 @@ def build_sweeper(
         revoke_pacer=RatePacer(settings.rate_per_second, burst, clock=monotonic, sleep=sleep),
         delete_pacer=RatePacer(settings.rate_per_second, burst, clock=monotonic, sleep=sleep),
     )
-    processor = ItemProcessor(executor, identities, ledger, clock, sleep=sleep)
+    processor = ItemProcessor(executor, identities, ledger, clock, sleep=sleep, resource=resource)
     return Sweeper(processor, identities, ledger, queue, settings, max_token_minutes, clock=clock, monotonic=monotonic)

@@ -31,6 +31,7 @@ class Outcome(str, Enum):
     DELETED = "deleted"
     ALREADY_GONE = "alreadyGone"  # ACS answered 404, or there was no identity: nothing left to revoke
     SKIPPED = "skipped"  # no longer due (done by an earlier run, or the user came back)
+    FOREIGN = "foreign"  # the identity belongs to another ACS resource: nothing this deployment can do
     DEFERRED = "deferred"  # transient failures: left for a later run, nothing lost
     FAILED = "failed"  # an unexpected error; the item stays for a later run
 

@@ -153,3 +153,16 @@ def test_managed_identity_mode_through_shared_acs(emulator):
     answer = json.loads(result.stdout)
     assert answer["credential"] == "ManagedIdentityCredential"
     assert emulator.validate(answer["token"])["valid"] is True
+
+
+async def test_another_resources_identity_is_foreign_not_a_credential_problem(service, tmp_path):
+    # Real ACS: 401 IdentityNotOwned (Azure/azure-sdk-assets, the Python SDK's recordings; emulator/references.py).
+    from shared.domain.errors import ForeignIdentityError
+
+    with start_emulator(cert_dir=tmp_path, resource_name="acs-other") as other:
+        settings = load_acs_settings({"ACS_CONNECTION_STRING": other.connection_string, "ACS_CA_BUNDLE": str(other.cert_path)})
+        async with acs.AcsIdentityClient.from_settings(settings, {}) as elsewhere:
+            foreign = await elsewhere.create_identity()
+    for call in (service.issue_token(foreign, ["voip"]), service.revoke_tokens(foreign), service.delete_identity(foreign)):
+        with pytest.raises(ForeignIdentityError):
+            await call

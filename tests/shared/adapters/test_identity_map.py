@@ -122,3 +122,25 @@ def test_credential_selection_without_network():
     assert isinstance(in_azure, ManagedIdentityCredential) and isinstance(on_laptop, DefaultAzureCredential)
     asyncio.run(in_azure.close())
     asyncio.run(on_laptop.close())
+
+
+async def test_replace_keeps_the_previous_mapping_and_is_conditional(store):
+    old = await store.insert("dev|moved", "8:acs:a_1", NOW, resource="a.communication.azure.com")
+    assert old.acs_resource == "a.communication.azure.com"
+    current = await store.get("dev|moved")
+    later = NOW + timedelta(days=1)
+    replaced = await store.replace(current, "8:acs:b_1", later, resource="b.communication.azure.com")
+    fetched = await store.get("dev|moved")
+    assert fetched == replaced
+    assert (fetched.acs_user_id, fetched.acs_resource, fetched.created_at) == ("8:acs:b_1", "b.communication.azure.com", later)
+    assert (fetched.previous_acs_user_id, fetched.previous_acs_resource, fetched.replaced_at) == (
+        "8:acs:a_1",
+        "a.communication.azure.com",
+        later,
+    )
+    with pytest.raises(IdentityConflict) as caught:  # the row changed since `current` was read
+        await store.replace(current, "8:acs:b_2", later, resource="b.communication.azure.com")
+    assert caught.value.existing.acs_user_id == "8:acs:b_1"
+    await store.delete("dev|moved")
+    inserted = await store.replace(fetched, "8:acs:b_3", later, resource="b.communication.azure.com")  # gone: inserted
+    assert (await store.get("dev|moved")).acs_user_id == inserted.acs_user_id == "8:acs:b_3"

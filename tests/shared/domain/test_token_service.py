@@ -32,7 +32,9 @@ class World:
         self.acs = FakeAcs(clock=lambda: NOW)
         self.identities = FakeIdentityMap()
         self.ledger = FakeLedger()
-        self.service = TokenService(self.acs, self.identities, self.ledger, PerUserRateLimiter(per_minute), clock=lambda: NOW)
+        self.service = TokenService(
+            self.acs, self.identities, self.ledger, PerUserRateLimiter(per_minute), clock=lambda: NOW, resource="fake"
+        )
 
 
 @pytest.fixture
@@ -233,3 +235,66 @@ async def test_an_issue_through_another_worker_uses_the_current_identity_without
     grant = await fleet.a.issue(ALICE, REQUEST)
     assert grant.communication_user_id == fleet.identities.rows[ALICE.key].acs_user_id
     assert fleet.acs.count("create") == 2 and fleet.acs.count("delete") == 1  # only the user's own delete
+
+
+# ---------------------------------------------------------------- mappings of another ACS resource
+# Real ACS answers 401 IdentityNotOwned for an identity of another resource (Azure/azure-sdk-assets,
+# python/communication/azure-communication-identity recordings; emulator/references.py). A mapping
+# made with another resource (a moved deployment, shared storage, a restore) must never give a 500.
+
+
+def foreign_record(acs_resource: str | None = "other.communication.azure.com") -> IdentityRecord:
+    return IdentityRecord(
+        ALICE.key, "8:acs:other_1", NOW - timedelta(days=9), NOW - timedelta(days=2), None, acs_resource=acs_resource
+    )
+
+
+async def test_a_mapping_of_another_resource_is_replaced_by_an_identity_here(fakes: World) -> None:
+    fakes.identities.put(foreign_record())
+    grant = await fakes.service.issue(ALICE, REQUEST)
+    assert grant.communication_user_id.startswith("8:acs:fake_") and fakes.acs.is_valid(grant.token.token)
+    row = fakes.identities.rows[ALICE.key]
+    assert (row.acs_user_id, row.acs_resource) == (grant.communication_user_id, "fake")
+    assert (row.previous_acs_user_id, row.previous_acs_resource, row.replaced_at) == (
+        "8:acs:other_1",
+        "other.communication.azure.com",
+        NOW,
+    )
+    assert ("issue", "8:acs:other_1") not in fakes.acs.calls  # a known foreign mapping costs no ACS call
+
+
+async def test_a_legacy_mapping_acs_calls_foreign_is_replaced_too(fakes: World) -> None:
+    fakes.identities.put(foreign_record(acs_resource=None))  # written before mappings recorded their resource
+    with pytest.raises(NotFoundError):
+        await fakes.service.refresh(ALICE, REQUEST)  # never creates: "call POST /api/token first"
+    grant = await fakes.service.issue(ALICE, REQUEST)
+    assert fakes.identities.rows[ALICE.key].acs_user_id == grant.communication_user_id
+    assert fakes.identities.rows[ALICE.key].previous_acs_user_id == "8:acs:other_1"
+    assert (await fakes.service.refresh(ALICE, REQUEST)).communication_user_id == grant.communication_user_id
+
+
+async def test_concurrent_first_calls_over_a_foreign_mapping_agree_on_one_new_identity(fakes: World) -> None:
+    fakes.identities.put(foreign_record())
+    grants = await asyncio.gather(*(fakes.service.issue(ALICE, REQUEST) for _ in range(4)))
+    winner = fakes.identities.rows[ALICE.key].acs_user_id
+    assert {grant.communication_user_id for grant in grants} == {winner}
+    created = [identity for operation, identity in fakes.acs.calls if operation == "create"]
+    assert sorted(identity for op, identity in fakes.acs.calls if op == "delete") == sorted(set(created) - {winner})
+
+
+async def test_revoke_with_a_foreign_mapping_is_nothing_to_do_and_keeps_it(fakes: World) -> None:
+    fakes.identities.put(foreign_record())
+    assert await fakes.service.revoke(ALICE) is Completion.NOTHING_TO_DO
+    assert fakes.acs.calls == [] and fakes.ledger.requests == {} and ALICE.key in fakes.identities.rows
+
+
+async def test_revoke_with_a_legacy_foreign_mapping_completes_the_request(fakes: World) -> None:
+    fakes.identities.put(foreign_record(acs_resource=None))
+    assert await fakes.service.revoke(ALICE) is Completion.NOTHING_TO_DO
+    assert fakes.ledger.requests == {}  # ACS said IdentityNotOwned: done, nothing pending forever
+
+
+async def test_delete_with_a_foreign_mapping_removes_the_mapping_only(fakes: World) -> None:
+    fakes.identities.put(foreign_record())
+    assert await fakes.service.delete(ALICE) is Completion.DONE
+    assert ALICE.key not in fakes.identities.rows and fakes.acs.calls == []

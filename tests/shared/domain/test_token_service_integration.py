@@ -34,9 +34,9 @@ class CountingStore(TableIdentityMap):
         self.calls.append("get")
         return await super().get(user_key)
 
-    async def insert(self, user_key, acs_user_id, now):
+    async def insert(self, user_key, acs_user_id, now, **resource):
         self.calls.append("insert")
-        return await super().insert(user_key, acs_user_id, now)
+        return await super().insert(user_key, acs_user_id, now, **resource)
 
     async def record_issued(self, user_key, when):
         self.calls.append("record_issued")

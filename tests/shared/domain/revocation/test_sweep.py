@@ -50,6 +50,7 @@ class World:
             clock=lambda: NOW,
             monotonic=self.time.monotonic,
             sleep=self.time.sleep,
+            resource="fake",
         )
 
     async def user(self, name: str, *, issued: datetime = NOW, revoked: datetime | None = None) -> IdentityRecord:
@@ -216,3 +217,24 @@ async def test_a_request_for_a_user_removed_from_the_ledger_meanwhile_is_skipped
     row_key = request_row_key("revoke", Caller("dev", "done").key)
     summary = await fakes.sweeper().run_batch([WorkItem("request", row_key + "x")])
     assert summary.skipped == 1 and fakes.acs.calls == []
+
+
+async def test_policies_skip_and_report_mappings_of_another_acs_resource(fakes: World) -> None:
+    # A mapping of another resource (ACS would answer 401 IdentityNotOwned) never fails the sweep.
+    key = Caller("dev", "elsewhere").key
+    old = NOW - timedelta(days=10)
+    fakes.identities.put(IdentityRecord(key, "8:acs:other_1", old, old, None, acs_resource="other.communication.azure.com"))
+    stale = await fakes.user("stale", issued=NOW - timedelta(hours=5))
+    summary = await fakes.sweeper(settings(max_session_hours=2, retention_days=7)).run_timer()
+    assert (summary.foreign, summary.revoked, summary.failed) == (1, 1, 0)
+    assert fakes.acs.calls == [("revoke", stale.acs_user_id)]  # none for the foreign identity
+    assert key in fakes.identities.rows  # kept for an operator to see
+
+
+async def test_a_request_about_a_legacy_foreign_identity_is_completed_as_foreign(fakes: World) -> None:
+    key = Caller("dev", "legacy").key
+    fakes.identities.put(IdentityRecord(key, "8:acs:other_2", NOW, NOW, None))  # no AcsResource recorded
+    await fakes.request("legacy")
+    summary = await fakes.sweeper().run_timer()
+    assert (summary.foreign, summary.deferred, summary.failed) == (1, 0, 0)
+    assert fakes.ledger.requests == {}  # ACS's IdentityNotOwned ends it: never pending forever
