@@ -54,6 +54,8 @@ param tokenDefaultScopes string = 'chat,voip'
 param tokenDefaultExpiryMinutes string = '1440'
 param tokenMaxExpiryMinutes string = '1440'
 param tokenRateLimitPerMinute string = '10'
+@description('Revokes and deletes per user per hour, per instance (0 = off): each can cost an ACS call from the resource\'s 500 per 30 s.')
+param revokeRateLimitPerHour string = '6'
 param revocationSchedule string = '0 */5 * * * *'
 param revocationTableName string = 'acsrevocations'
 param revocationQueueName string = 'acs-revocations'
@@ -167,6 +169,7 @@ module api 'modules/functionapp.bicep' = {
     tokenDefaultExpiryMinutes: tokenDefaultExpiryMinutes
     tokenMaxExpiryMinutes: tokenMaxExpiryMinutes
     tokenRateLimitPerMinute: tokenRateLimitPerMinute
+    revokeRateLimitPerHour: revokeRateLimitPerHour
     revocationSchedule: revocationSchedule
     revocationTableName: revocationTableName
     revocationQueueName: revocationQueueName

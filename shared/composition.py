@@ -18,19 +18,20 @@ retries briefly because a frontend is waiting.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import cached_property
 
 from shared.adapters.acs import AcsIdentityClient
 from shared.adapters.auth import create_authenticator
 from shared.adapters.fanout import QueueFanout
 from shared.adapters.identity_map import TableIdentityMap
-from shared.adapters.ledger import TableRevocationLedger
+from shared.adapters.ledger import TableRevocationLedger, TableSecrets
 from shared.adapters.lifecycle import AsyncClosable
 from shared.adapters.telemetry import configure_telemetry
 from shared.domain.policy import TokenPolicy
-from shared.domain.ports import Authenticator
+from shared.domain.ports import Authenticator, SecretStore
 from shared.domain.ratelimit import PerUserRateLimiter
+from shared.domain.references import UserReferences
 from shared.domain.revocation.sweep import RevocationSettings, Sweeper, build_sweeper
 from shared.domain.token_service import TokenService
 from shared.settings import (
@@ -42,6 +43,7 @@ from shared.settings import (
     load_revocation_settings,
     load_storage_settings,
     load_token_policy,
+    load_user_ref_key,
 )
 
 
@@ -55,6 +57,8 @@ class Services(AsyncClosable):
         self._sweep_acs: AcsIdentityClient | None = None
         self._identities: TableIdentityMap | None = None
         self._ledger: TableRevocationLedger | None = None
+        self._secrets: TableSecrets | None = None
+        self._user_refs: UserReferences | None = None
         self._fanout: QueueFanout | None = None
         self._authenticator: Authenticator | None = None
         self._token_service: TokenService | None = None
@@ -113,6 +117,22 @@ class Services(AsyncClosable):
             self._ledger = TableRevocationLedger.from_settings(self.storage_settings, table_name, self.env)
         return self._ledger
 
+    def user_refs(self) -> UserReferences:
+        """Keyed user references for logs and the audit trail (USER_REF_KEY, or a key kept in storage).
+
+        A bad USER_REF_KEY raises here; storage is reached only when a generated key is first needed.
+        """
+        if self._user_refs is None:
+            self._user_refs = UserReferences(_DeferredSecrets(self.secrets), load_user_ref_key(self.env))
+        return self._user_refs
+
+    def secrets(self) -> TableSecrets:
+        """Secrets the deployment generates once and keeps (in the revocation table)."""
+        if self._secrets is None:
+            table_name = self.revocation_settings.table_name
+            self._secrets = TableSecrets.from_settings(self.storage_settings, table_name, self.env)
+        return self._secrets
+
     def fanout(self) -> QueueFanout:
         if self._fanout is None:
             self._fanout = QueueFanout.from_settings(self.storage_settings, self.revocation_settings.queue_name, self.env)
@@ -133,6 +153,9 @@ class Services(AsyncClosable):
                 ledger=self.ledger(),
                 limiter=PerUserRateLimiter(self.token_policy.per_user_per_minute),
                 resource=self.acs_settings.resource,
+                revoke_limiter=PerUserRateLimiter(
+                    self.token_policy.revokes_per_user_per_hour, period_seconds=3600, what="revokes and deletes"
+                ),
             )
         return self._token_service
 
@@ -154,11 +177,26 @@ class Services(AsyncClosable):
 
     async def close(self) -> None:
         """Close every client built so far; the next use builds new ones (scripts that end their loop)."""
-        closables = (self._acs, self._sweep_acs, self._identities, self._ledger, self._fanout, self._authenticator)
+        closables = (self._acs, self._sweep_acs, self._identities, self._ledger, self._fanout, self._authenticator, self._secrets)
         self._acs = self._sweep_acs = self._identities = self._ledger = self._fanout = None
+        self._secrets = None
+        self._user_refs = None
         self._authenticator = None
         self._token_service = None
         self._sweeper = None
         for closable in closables:
             if closable is not None:
                 await closable.close()
+
+
+class _DeferredSecrets:
+    """A secret store built on first use, so settings that only it needs are read only then."""
+
+    def __init__(self, build: Callable[[], SecretStore]) -> None:
+        self._build = build
+
+    async def get_or_create(self, name: str, new_value: str) -> str:
+        return await self._build().get_or_create(name, new_value)
+
+    async def close(self) -> None:
+        return None  # the store belongs to Services, which closes it

@@ -268,7 +268,16 @@ def load_token_policy(env: Mapping[str, str]) -> TokenPolicy:
         default_expiry_minutes=default_expiry,
         max_expiry_minutes=max_expiry,
         per_user_per_minute=_int(env, "TOKEN_RATE_LIMIT_PER_MINUTE", 10, 0, 10_000),
+        revokes_per_user_per_hour=_int(env, "REVOKE_RATE_LIMIT_PER_HOUR", 6, 0, 10_000),
     )
+
+
+def load_user_ref_key(env: Mapping[str, str]) -> str | None:
+    """``USER_REF_KEY``: the secret behind logged user references; unset means generate one and keep it."""
+    key = _get(env, "USER_REF_KEY")
+    if key is not None and len(key) < 32:
+        raise SettingsError("USER_REF_KEY", "must be at least 32 characters (a random secret; unset it to have one generated)")
+    return key
 
 
 def running_in_azure(env: Mapping[str, str]) -> bool:

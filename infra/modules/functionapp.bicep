@@ -61,6 +61,7 @@ param tokenDefaultScopes string = 'chat,voip'
 param tokenDefaultExpiryMinutes string = '1440'
 param tokenMaxExpiryMinutes string = '1440'
 param tokenRateLimitPerMinute string = '10'
+param revokeRateLimitPerHour string = '6'
 param revocationSchedule string = '0 */5 * * * *'
 param revocationTableName string = 'acsrevocations'
 param revocationQueueName string = 'acs-revocations'
@@ -164,6 +165,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TOKEN_DEFAULT_EXPIRY_MINUTES: tokenDefaultExpiryMinutes
     TOKEN_MAX_EXPIRY_MINUTES: tokenMaxExpiryMinutes
     TOKEN_RATE_LIMIT_PER_MINUTE: tokenRateLimitPerMinute
+    REVOKE_RATE_LIMIT_PER_HOUR: revokeRateLimitPerHour
     // Revocation sweep.
     REVOCATION_SCHEDULE: revocationSchedule
     REVOCATION_TABLE_NAME: revocationTableName

@@ -24,7 +24,7 @@ from typing import Any
 
 from azure.core import MatchConditions
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
@@ -211,6 +211,43 @@ class TableRevocationLedger(AsyncClosable):
         except ValueError:
             return None
         return value if isinstance(value, dict) else None
+
+    async def close(self) -> None:
+        await self._table.close()
+        if self._credential is not None:
+            await self._credential.close()
+
+
+SECRET_PARTITION = "secret"  # noqa: S105 - the partition's name, not a secret
+
+
+class TableSecrets(AsyncClosable):
+    """:class:`shared.domain.ports.SecretStore` in the revocation table (``PartitionKey='secret'``).
+
+    Storage already holds every raw user key (the identity map), so a secret kept beside it protects
+    what matters here: the logs and Application Insights, which are read by more people than storage.
+    """
+
+    def __init__(self, table: TableClient, credential: AsyncTokenCredential | None = None) -> None:
+        self._table = table
+        self._credential = credential
+        self._created = CreateOnce(table.create_table)
+
+    @classmethod
+    def from_settings(cls, settings: StorageSettings, table_name: str, env: Mapping[str, str]) -> TableSecrets:
+        return cls(*table_client(settings, table_name, env))
+
+    async def get_or_create(self, name: str, new_value: str) -> str:
+        try:
+            await self._created.ensure()
+            try:
+                await self._table.create_entity({"PartitionKey": SECRET_PARTITION, "RowKey": name, "Value": new_value})
+            except ResourceExistsError:
+                entity = await self._table.get_entity(SECRET_PARTITION, name)
+                return str(entity["Value"])
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return new_value
 
     async def close(self) -> None:
         await self._table.close()

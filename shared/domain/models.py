@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from shared.domain.caller import user_digest
@@ -47,6 +47,16 @@ class IdentityRecord:
     def row_key(self) -> str:
         """The digest that names this user in storage and in sweep work items."""
         return user_digest(self.user_key)
+
+    def revoked_after_last_issue(self, margin: timedelta) -> bool:
+        """True if every token was issued at least ``margin`` before the last revocation began.
+
+        ``margin`` covers an issue still in flight when it was recorded: LastIssuedAt is written
+        beside the ACS call, so a token can be minted a little after its LastIssuedAt.
+        """
+        if self.last_revoked_at is None:
+            return False
+        return self.last_issued_at is None or self.last_revoked_at >= self.last_issued_at + margin
 
     def has_unrevoked_tokens_since(self, moment: datetime) -> bool:
         """True if a token was issued at or after ``moment`` and not revoked since."""

@@ -32,6 +32,8 @@ class TokenPolicy:
     max_expiry_minutes: int
     #: tokens one user may get per minute (per worker); 0 disables the limit
     per_user_per_minute: int
+    #: revokes and deletes one user may ask for per hour (per worker); 0 disables the limit
+    revokes_per_user_per_hour: int = 6
 
 
 @dataclass(frozen=True)

@@ -112,6 +112,16 @@ class RevocationLedger(Protocol):
     async def close(self) -> None: ...
 
 
+class SecretStore(Protocol):
+    """Small secrets the deployment generates once and keeps (the user-reference key)."""
+
+    async def get_or_create(self, name: str, new_value: str) -> str:
+        """The stored value of ``name``; stores ``new_value`` first if there is none (first writer wins)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
 class BatchQueue(Protocol):
     """Where the sweep's leftover work goes as delayed batches (the revocation queue)."""
 

@@ -1,10 +1,10 @@
-"""Per-user token budget, so one misbehaving client cannot spend everyone's ACS quota.
+"""Per-user budgets, so one misbehaving client cannot spend everyone's ACS quota.
 
-ACS issues at most 1000 tokens per 30 s per resource, for all users together.
-This is a token bucket per user, kept in the worker's memory: O(1) per check,
-no storage round trip. With several instances the effective limit is the
-setting times the number of instances, which is still far below one client
-draining the whole resource.
+ACS issues at most 1000 tokens, and revokes or deletes at most 500 identities, per 30 s per
+resource, for all users together. Each budget is a token bucket per user, kept in the worker's
+memory: O(1) per check, no storage round trip. With several instances the effective limit is
+the setting times the number of instances, which is still far below one client draining the
+whole resource (and a repeated revoke costs no ACS call at all: see TokenService.revoke).
 """
 
 from __future__ import annotations
@@ -20,10 +20,20 @@ MAX_TRACKED_USERS = 50_000
 
 
 class PerUserRateLimiter:
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.capacity = float(per_minute)
-        self.rate = per_minute / 60.0  # tokens regained per second
+    """``limit`` units per user per ``period_seconds`` (a burst of that many, refilled evenly); 0 turns it off."""
+
+    def __init__(
+        self,
+        limit: int,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        period_seconds: float = 60.0,
+        what: str = "token requests",
+    ) -> None:
+        self.capacity = float(limit)
+        self.rate = limit / period_seconds  # tokens regained per second
         self._clock = clock
+        self._what = what
         self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, updated)
 
     def acquire(self, key: str) -> None:
@@ -36,7 +46,7 @@ class PerUserRateLimiter:
         if tokens < 1.0:
             self._buckets[key] = (tokens, now)
             raise ThrottledError(
-                "Too many token requests for this user; retry later.",
+                f"Too many {self._what} for this user; retry later.",
                 retry_after=math.ceil((1.0 - tokens) / self.rate),
                 code="rate_limited",
             )

@@ -23,10 +23,10 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import Enum
 
-from shared.domain.caller import Caller
+from shared.domain.caller import Caller, orphan_key
 from shared.domain.clock import format_utc, utc_now
 from shared.domain.errors import ForeignIdentityError, NotFoundError, ServiceError, ThrottledError, UnavailableError
 from shared.domain.models import IdentityConflict, IdentityRecord, IssuedToken
@@ -39,6 +39,10 @@ from shared.domain.revocation.work import Outcome
 logger = logging.getLogger(__name__)
 
 CACHE_SIZE = 10_000
+#: the longest an issue can take between recording LastIssuedAt and ACS minting the token (the ACS
+#: client's timeouts and retries stay well under it): a revoke that began this long after the last
+#: recorded issue has already killed every token, so repeating it needs no ACS call
+ISSUE_IN_FLIGHT_MARGIN = timedelta(minutes=2)
 #: a mapping write that keeps meeting other resources' rows (or races) gives up after this many tries
 MAX_MAPPING_ATTEMPTS = 3
 
@@ -87,6 +91,7 @@ class TokenService:
         clock: Callable[[], datetime] = utc_now,
         *,
         resource: str = "",
+        revoke_limiter: PerUserRateLimiter | None = None,
     ) -> None:
         self._acs = acs
         self._identities = identities
@@ -94,6 +99,8 @@ class TokenService:
         self._ledger = ledger
         self._executor = RevocationExecutor(acs, identities, ledger, clock)
         self._limiter = limiter
+        #: revokes and deletes per user: each can cost an ACS call from the resource's 500 per 30 s
+        self._revoke_limiter = revoke_limiter or PerUserRateLimiter(0)
         self._clock = clock
         #: the ACS resource ``acs`` talks to (AcsSettings.resource): mappings of another one are never used
         self._resource = resource
@@ -134,12 +141,16 @@ class TokenService:
 
         The identity comes from the map, not the worker's cache: another worker may have given the
         user a new identity, and a revoke must never reach a stale one (one read on a rare call).
-        An identity of another ACS resource cannot be revoked from here: nothing to do.
+        An identity of another ACS resource cannot be revoked from here: nothing to do. When no
+        token was issued since the last revocation, every token is dead already: no ACS call.
         """
+        self._revoke_limiter.acquire(caller.key)
         record = await self._identities.get(caller.key)
         if record is None or not record.belongs_to(self._resource):
             self._forget(caller.key)
             return Completion.NOTHING_TO_DO
+        if record.revoked_after_last_issue(ISSUE_IN_FLIGHT_MARGIN):
+            return Completion.DONE
         acs_user_id = record.acs_user_id
         self._remember(caller.key, acs_user_id)
         request = await self._ledger.record(
@@ -161,6 +172,7 @@ class TokenService:
         and if ACS cannot take it now the recorded request lets the sweep finish it. An identity
         of another ACS resource cannot be deleted from here: only the mapping goes.
         """
+        self._revoke_limiter.acquire(caller.key)
         self._forget(caller.key)
         record = await self._identities.get(caller.key)
         if record is None:
@@ -214,7 +226,8 @@ class TokenService:
         if attempt is _Missing.FOREIGN:
             return None, record  # recorded before resources were, and ACS says it is another's
         if attempt is _Missing.GONE:
-            await self._identities.delete(user_key, etag=record.etag)  # unless it changed meanwhile
+            # Re-read: our own LastIssuedAt write changed the row's ETag. Dropped only if it still points there.
+            await self._executor.drop_stale_mapping(user_key, record.acs_user_id)
             return None, None
         self._remember(user_key, record.acs_user_id)
         return attempt, None
@@ -244,19 +257,23 @@ class TokenService:
         now = self._clock()
         try:
             winner = await self._map(user_key, acs_user_id, now, replacing)
+            if winner is not None:
+                # Another request for this user won the race: keep its identity, drop ours.
+                grant = await self._issue_to(user_key, winner.acs_user_id, request)
+                if isinstance(grant, TokenGrant):
+                    await self._delete_orphan(acs_user_id)
+                    self._remember(user_key, winner.acs_user_id)
+                    return grant
+                # ... unless ACS no longer knows the winner's identity: drop that mapping and map ours.
+                await self._executor.drop_stale_mapping(user_key, winner.acs_user_id)
+                if await self._map(user_key, acs_user_id, now, None) is not None:
+                    raise UnavailableError("The identity map kept changing under this request; retry.", retry_after=1)
         except BaseException:
             # The mapping was not written: do not leave an identity nobody can reach.
             await self._delete_orphan(acs_user_id)
             raise
-        if winner is None:
-            self._remember(user_key, acs_user_id)
-            return TokenGrant(acs_user_id, token, request.scopes)
-        # Another request for this user won the race: keep its identity, drop ours.
-        await self._delete_orphan(acs_user_id)
-        self._remember(user_key, winner.acs_user_id)
-        token = await self._acs.issue_token(winner.acs_user_id, request.scopes, request.expires_in_minutes)
-        await self._identities.record_issued(user_key, self._clock())
-        return TokenGrant(winner.acs_user_id, token, request.scopes)
+        self._remember(user_key, acs_user_id)
+        return TokenGrant(acs_user_id, token, request.scopes)
 
     async def _map(
         self, user_key: str, acs_user_id: str, now: datetime, replacing: IdentityRecord | None
@@ -281,7 +298,25 @@ class TokenService:
         raise UnavailableError("The identity map kept changing under this request; retry.", retry_after=1)
 
     async def _delete_orphan(self, acs_user_id: str) -> None:
+        """Delete an identity no mapping points at; if ACS cannot now, record it so the sweep does."""
         try:
             await self._acs.delete_identity(acs_user_id)
+            return
+        except NotFoundError:
+            return
         except ServiceError as error:
-            logger.warning("could not delete orphan ACS identity (%s); it holds no mapping", error.code)
+            code = error.code
+        try:
+            await self._ledger.record(
+                "delete",
+                orphan_key(acs_user_id),
+                reason="orphan: its mapping was not written",
+                source="orphan",
+                now=self._clock(),
+                acs_user_id=acs_user_id,
+            )
+            logger.warning("could not delete an orphan ACS identity now (%s); recorded for the revocation sweep", code)
+        except ServiceError:
+            # ACS and storage both failing: the one place an orphan can survive. The id is logged (it names
+            # no user) so an operator can delete it: see the README, "Orphan identities".
+            logger.error("orphan ACS identity %s could not be deleted nor recorded (%s); delete it by hand", acs_user_id, code)

@@ -10,7 +10,6 @@ secrets.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import time
@@ -115,17 +114,23 @@ def error_response(error: ServiceError, correlation_id: str) -> func.HttpRespons
     return json_response(status_of(error), error_body(error.code, error.message, **extra), headers)
 
 
-def hash_user(key: str) -> str:
-    """A short, stable, non-reversible user reference for logs."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
-
-
 @dataclass
 class RequestContext:
     """What a handler may tell the wrapper for its log line."""
 
     correlation_id: str
     user_ref: str | None = None
+    #: computes ``user_ref`` when the line is written: the key behind it may need storage, and a
+    #: request must neither wait for nor fail on its log line
+    user_ref_later: Callable[[], Awaitable[str]] | None = None
+
+    async def user_for_log(self) -> str:
+        if self.user_ref is None and self.user_ref_later is not None:
+            try:
+                self.user_ref = await self.user_ref_later()
+            except ServiceError:
+                self.user_ref = "unavailable"
+        return self.user_ref or "-"
 
 
 Handler = Callable[[func.HttpRequest, RequestContext], Awaitable[func.HttpResponse]]
@@ -160,13 +165,14 @@ def api_endpoint(name: str, methods: tuple[str, ...]) -> Callable[[Handler], End
                 )
             response.headers["X-Correlation-Id"] = ctx.correlation_id
             latency_ms = (time.perf_counter() - started) * 1000
+            user = await ctx.user_for_log()
             logger.info(
                 "request function=%s method=%s status=%d latency_ms=%.1f user=%s correlation_id=%s",
                 name,
                 req.method.upper(),
                 response.status_code,
                 latency_ms,
-                ctx.user_ref or "-",
+                user,
                 ctx.correlation_id,
             )
             record_request(name, response.status_code, latency_ms)

@@ -8,6 +8,7 @@ every method; the wrapper answers 405 for the wrong one (see ``shared.functions.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import azure.functions as func
@@ -20,7 +21,7 @@ from shared.domain.policy import parse_token_request
 from shared.domain.token_service import Completion
 from shared.domain.validation import reject_unknown_fields, required_guid, required_string
 from shared.functions.bodies import read_json_object
-from shared.functions.http import ALL_METHODS, RequestContext, api_endpoint, hash_user, json_response
+from shared.functions.http import ALL_METHODS, RequestContext, api_endpoint, json_response
 
 #: The app authenticates callers itself (AUTH_MODE), so the host lets every request through.
 APP_AUTHENTICATES = func.AuthLevel.ANONYMOUS
@@ -29,9 +30,10 @@ MAX_TEAMS_TOKEN_CHARS = 8 * 1024
 
 
 async def authenticate(services: Services, req: func.HttpRequest, ctx: RequestContext) -> Caller:
-    """The verified caller; its reference goes into the request's log line."""
+    """The verified caller; its keyed reference goes into the request's log line."""
     caller = await services.authenticator().authenticate(req.headers)
-    ctx.user_ref = hash_user(caller.key)
+    references = services.user_refs()  # a bad USER_REF_KEY is a setting error now, not a silent log gap
+    ctx.user_ref_later = functools.partial(references.ref, caller.key)
     return caller
 
 

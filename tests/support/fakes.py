@@ -330,3 +330,21 @@ class FakeTime:
         self.slept.append(seconds)
         self.now += max(0.0, seconds)
         await asyncio.sleep(0)
+
+
+class FakeSecrets:
+    """The secret store in memory (:class:`shared.domain.ports.SecretStore`): first writer wins."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, str] = {}
+        self.writes = 0
+
+    async def get_or_create(self, name: str, new_value: str) -> str:
+        await asyncio.sleep(0)
+        if name not in self.values:
+            self.values[name] = new_value
+            self.writes += 1
+        return self.values[name]
+
+    async def close(self) -> None:
+        return None

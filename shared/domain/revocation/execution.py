@@ -74,9 +74,10 @@ class RevocationExecutor:
         if acs_user_id is None:
             outcome = Outcome.ALREADY_GONE  # the user never had an identity, or it was deleted
         elif request.action == "revoke":
+            started = self._clock()  # recorded as LastRevokedAt: ACS revoked at this moment or later
             outcome = await self.revoke(acs_user_id)
             if mapped and outcome is Outcome.REVOKED:
-                await self._identities.record_revoked(request.user_key, self._clock())
+                await self._identities.record_revoked(request.user_key, started)
             elif mapped and outcome is Outcome.ALREADY_GONE:
                 await self.drop_stale_mapping(request.user_key, acs_user_id)
             # FOREIGN: the mapping stays; the user's next token request replaces it with one of this resource

@@ -91,3 +91,24 @@ def test_issued_token_repr_hides_the_token():
 
     token = IssuedToken("eyJsecret", datetime(2030, 1, 1, tzinfo=UTC))
     assert "eyJsecret" not in repr(token)
+
+
+@pytest.mark.parametrize(
+    "expires_on",
+    [
+        "2026-11-27T10:00:39+00:00",
+        "2026-11-27T10:00:39.3+00:00",
+        "2026-11-27T10:00:54.447802+00:00",
+        "2026-11-27T10:00:39.3244584+00:00",
+    ],
+)
+def test_expires_on_with_zero_to_seven_fractional_digits_parses(expires_on):
+    # Real ACS trims trailing zeros: 0 to 7 digits (the Python SDK's recordings show 7 and 6; emulator/references.py).
+    from datetime import UTC, datetime
+
+    from shared.adapters.acs import _as_utc
+
+    parsed = _as_utc(expires_on)
+    assert parsed.tzinfo is not None and parsed.replace(microsecond=0) == datetime(
+        2026, 11, 27, 10, 0, int(expires_on[17:19]), tzinfo=UTC
+    )

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.domain.caller import Caller
+from shared.domain.caller import Caller, orphan_key
 from shared.domain.errors import NotFoundError, ThrottledError, UnavailableError
 from shared.domain.models import IdentityRecord, request_row_key
 from shared.domain.policy import TokenRequest
@@ -26,14 +26,15 @@ ALICE = Caller("dev", "alice")
 
 
 class World:
-    """A token service over fakes, with its clock fixed at NOW."""
+    """A token service over fakes, with its clock at NOW unless a test moves ``now[0]``."""
 
     def __init__(self, per_minute: int = 0) -> None:
+        self.now = [NOW]
         self.acs = FakeAcs(clock=lambda: NOW)
         self.identities = FakeIdentityMap()
         self.ledger = FakeLedger()
         self.service = TokenService(
-            self.acs, self.identities, self.ledger, PerUserRateLimiter(per_minute), clock=lambda: NOW, resource="fake"
+            self.acs, self.identities, self.ledger, PerUserRateLimiter(per_minute), clock=lambda: self.now[0], resource="fake"
         )
 
 
@@ -298,3 +299,75 @@ async def test_delete_with_a_foreign_mapping_removes_the_mapping_only(fakes: Wor
     fakes.identities.put(foreign_record())
     assert await fakes.service.delete(ALICE) is Completion.DONE
     assert ALICE.key not in fakes.identities.rows and fakes.acs.calls == []
+
+
+# ---------------------------------------------------------------- revoke budget (issue 11: one user drained the revoke quota)
+
+
+async def test_a_repeated_revoke_costs_no_acs_call_until_a_new_token_is_issued(fakes: World) -> None:
+    await fakes.service.issue(ALICE, REQUEST)
+    later = fakes.now
+    later[0] = NOW + timedelta(minutes=3)  # well after the last issue: no issue can still be in flight
+    assert await fakes.service.revoke(ALICE) is Completion.DONE
+    for _ in range(20):
+        assert await fakes.service.revoke(ALICE) is Completion.DONE
+    assert fakes.acs.count("revoke") == 1 and fakes.ledger.requests == {}
+    later[0] = NOW + timedelta(minutes=4)
+    grant = await fakes.service.issue(ALICE, REQUEST)  # a new token: the next revoke must reach ACS
+    later[0] = NOW + timedelta(minutes=10)
+    assert await fakes.service.revoke(ALICE) is Completion.DONE
+    assert fakes.acs.count("revoke") == 2 and not fakes.acs.is_valid(grant.token.token)
+
+
+async def test_a_revoke_right_after_an_issue_is_not_skipped(fakes: World) -> None:
+    # LastIssuedAt is written beside the ACS call: a token may be minted just after it. A revoke that
+    # began within the in-flight margin of the last issue is sent to ACS again.
+    await fakes.service.issue(ALICE, REQUEST)
+    assert await fakes.service.revoke(ALICE) is Completion.DONE
+    assert await fakes.service.revoke(ALICE) is Completion.DONE
+    assert fakes.acs.count("revoke") == 2
+
+
+async def test_revokes_and_deletes_spend_their_own_per_user_budget() -> None:
+    fakes = World()
+    fakes.service._revoke_limiter = PerUserRateLimiter(2, period_seconds=3600, what="revokes and deletes")
+    await fakes.service.issue(ALICE, REQUEST)
+    assert await fakes.service.revoke(ALICE) is Completion.DONE
+    assert await fakes.service.delete(ALICE) is Completion.DONE
+    with pytest.raises(ThrottledError) as caught:
+        await fakes.service.revoke(ALICE)
+    assert caught.value.code == "rate_limited" and caught.value.retry_after > 60  # about half an hour
+    assert "revokes and deletes" in caught.value.message
+    assert await fakes.service.revoke(Caller("dev", "bob")) is Completion.NOTHING_TO_DO  # bob's budget is his own
+
+
+# ---------------------------------------------------------------- stale mappings and orphans (found by the soak test)
+
+
+async def test_an_uncached_mapping_to_a_deleted_identity_is_replaced_not_kept(fakes: World) -> None:
+    gone, _ = await fakes.acs.create_identity_with_token(["voip"])
+    fakes.acs.identities[gone].deleted = True
+    fakes.identities.put(IdentityRecord(ALICE.key, gone, NOW - timedelta(days=1), NOW - timedelta(days=1), None))
+    grant = await fakes.service.issue(ALICE, REQUEST)  # our own LastIssuedAt write changes the row's ETag first
+    assert grant.communication_user_id != gone and fakes.acs.is_valid(grant.token.token)
+    assert fakes.identities.rows[ALICE.key].acs_user_id == grant.communication_user_id
+
+
+async def test_a_race_won_by_a_mapping_to_a_deleted_identity_ends_with_ours(fakes: World) -> None:
+    gone, _ = await fakes.acs.create_identity_with_token(["voip"])
+    fakes.acs.identities[gone].deleted = True
+    fakes.identities.put(IdentityRecord(ALICE.key, gone, NOW, NOW, None))
+    grant = await fakes.service._create_and_issue(ALICE.key, REQUEST, replacing=None)  # the insert meets that row
+    assert fakes.identities.rows[ALICE.key].acs_user_id == grant.communication_user_id != gone
+    assert fakes.acs.is_valid(grant.token.token)
+
+
+async def test_an_orphan_acs_would_not_delete_is_recorded_for_the_sweep(fakes: World) -> None:
+    fakes.identities.fail("insert", UnavailableError("storage hiccup"))
+    fakes.acs.fail("delete", ThrottledError("ACS busy", retry_after=30))
+    with pytest.raises(UnavailableError):
+        await fakes.service.issue(ALICE, REQUEST)
+    [(_, orphan)] = [call for call in fakes.acs.calls if call[0] == "create"]
+    [request] = fakes.ledger.requests.values()
+    assert (request.action, request.acs_user_id, request.source) == ("delete", orphan, "orphan")
+    assert request.row_key == request_row_key("delete", orphan_key(orphan))

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.domain.caller import Caller, user_digest
+from shared.domain.caller import Caller, orphan_key, user_digest
 from shared.domain.errors import InvalidRequestError, ThrottledError, UnavailableError
 from shared.domain.models import Action, IdentityRecord, request_row_key
 from shared.domain.revocation.processor import DEFER_SECONDS, MAX_ATTEMPTS_PER_RUN
@@ -238,3 +238,10 @@ async def test_a_request_about_a_legacy_foreign_identity_is_completed_as_foreign
     summary = await fakes.sweeper().run_timer()
     assert (summary.foreign, summary.deferred, summary.failed) == (1, 0, 0)
     assert fakes.ledger.requests == {}  # ACS's IdentityNotOwned ends it: never pending forever
+
+
+async def test_the_sweep_deletes_a_recorded_orphan(fakes: World) -> None:
+    orphan, _ = await fakes.acs.create_identity_with_token(["voip"])
+    await fakes.ledger.record("delete", orphan_key(orphan), reason="orphan", source="orphan", now=NOW, acs_user_id=orphan)
+    summary = await fakes.sweeper().run_timer()
+    assert summary.deleted == 1 and fakes.acs.identities[orphan].deleted and fakes.ledger.requests == {}
