@@ -278,6 +278,11 @@ def test_a_client_credentials_token_gets_no_identity(jwt_app, issuer, azurite):
         token = issuer.mint({name: value for name, value in claims.items() if value is not None})
         error = assert_error(post_token(jwt_app, token), 403, "user_token_required")
         assert "application's own token" in error["message"]
+    app_token = issuer.mint(entra_app_token_claims(service_principal))
+    for path in ("token/refresh", "token/revoke"):  # every route asks who the caller is the same way
+        assert_error(post_token(jwt_app, app_token, path), 403, "user_token_required")
+    deleted = requests.delete(jwt_app.api("identity"), headers={"Authorization": f"Bearer {app_token}"}, timeout=30)
+    assert_error(deleted, 403, "user_token_required")
     assert_no_mapping(azurite, jwt_app.table_name, old_rule_key(issuer.issuer, service_principal))
     assert post_token(jwt_app, issuer.mint(user_claims(fresh("user")))).status_code == 200  # users are unaffected
 

@@ -16,11 +16,12 @@ fetch at a time, fetch on an unknown kid but not too often):
 * **A caller that needs a fetch waits for it briefly** (``wait``, 2 s), never longer: a slow
   issuer cannot hold requests for the length of its timeouts.
 * **The last good keys are served for 24 hours** after the last successful fetch while fetches
-  fail (Microsoft's cache lifetime above; Microsoft.IdentityModel's ConfigurationManager keeps
-  stale metadata without a bound, "stale metadata is better than no metadata"): an outage of the
-  issuer of less than a day does not sign anyone out, and a key the issuer withdrew stops being
-  trusted at the latest a day later even if we never reach the issuer again. A successful fetch
-  replaces the whole set at once, so a withdrawn key goes as soon as the issuer can be read.
+  fail (the cache lifetime of Microsoft's guidance above; Microsoft.IdentityModel's
+  ConfigurationManager goes further and keeps its last configuration with no bound at all): an
+  outage of the issuer of less than a day does not sign anyone out, and a key the issuer withdrew
+  stops being trusted at the latest a day later even if we never reach the issuer again. A
+  successful fetch replaces the whole set at once, so a withdrawn key goes as soon as the issuer
+  can be read.
 
 What callers get: the key; ``None`` for a ``kid`` the held keys do not have (the token is
 refused, 401) once the fetch it could wait for is over; :class:`UnavailableError` (503, with

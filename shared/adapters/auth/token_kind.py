@@ -2,21 +2,21 @@
 
 This service gives ACS identities to signed-in users. A client-credentials token (an application
 calling as itself) is valid for the API's audience too, so by default it must be told apart and
-refused. The signs, each from its issuer's documentation:
+refused. The signs, each from its issuer's documentation (paraphrased):
 
 * Entra ID's ``idtyp`` optional claim is ``app`` in app-only tokens and, with the
-  ``include_user_token`` property, ``user`` in user tokens: "the most accurate way for an API to
-  determine if a token is an app token or an app+user token" (MicrosoftDocs/entra-docs,
+  ``include_user_token`` property, ``user`` in user tokens; Microsoft names it the most reliable
+  way to tell the two apart (MicrosoftDocs/entra-docs,
   docs/identity-platform/optional-claims-reference.md). When it is present, it decides.
 * In Entra ID an app-only token's ``oid`` equals its ``sub`` (both name the service principal),
   whereas a user's ``sub`` is pairwise per application and differs from their ``oid``
-  (docs/identity-platform/scenario-protected-web-api-verification-scope-app-roles.md, "isAppOnly =
-  oid == sub"; access-token-claims-reference.md on ``sub``). Only with ``AUTH_USER_CLAIM=oid``: in
-  Azure AD B2C a user's ``sub`` *is* their object id, so ``oid == sub`` for users there
-  (articles/active-directory-b2c/tokens-overview.md, "Subject").
-* Entra ID's ``scp`` is "only included for user tokens"; "the client credential flow uses [roles]
-  in place of user scopes for application tokens" (access-token-claims-reference.md). So
-  ``roles`` without any ``scp``/``scope`` is an application's token.
+  (docs/identity-platform/scenario-protected-web-api-verification-scope-app-roles.md, which tests
+  app-only as oid == sub; access-token-claims-reference.md on ``sub``). Only with
+  ``AUTH_USER_CLAIM=oid``: in Azure AD B2C a user's ``sub`` *is* their object id, so ``oid == sub``
+  for users there (MicrosoftDocs/azure-docs articles/active-directory-b2c/tokens-overview.md).
+* Entra ID puts ``scp`` in user tokens only, and an application's permissions in ``roles`` instead
+  (access-token-claims-reference.md). So ``roles`` without any ``scp``/``scope`` is an
+  application's token.
 * RFC 9068 section 2.2 (JWT access tokens): when no resource owner is involved, as in the client
   credentials grant, ``sub`` names the client, i.e. equals ``client_id`` (Entra: ``azp`` v2,
   ``appid`` v1; Okta: ``cid``). Auth0 writes ``sub`` as ``<client id>@clients`` and adds

@@ -1,14 +1,14 @@
 """Telling a user's delegated token from an application's own (issue 11, item 4), on each issuer's documented claims.
 
-References (each test names the one it relies on):
+References (each test names the one it relies on; paraphrased):
 - [idtyp] MicrosoftDocs/entra-docs docs/identity-platform/optional-claims-reference.md: ``idtyp`` is ``app`` in
   app-only access tokens, ``user`` in user tokens with ``include_user_token``.
 - [oid==sub] MicrosoftDocs/entra-docs docs/identity-platform/scenario-protected-web-api-verification-scope-app-roles.md:
-  "isAppOnly = oid != null && sub != null && oid == sub".
-- [scp] MicrosoftDocs/entra-docs docs/identity-platform/access-token-claims-reference.md: ``scp`` "Only included for
-  user tokens"; ``roles`` is what "the client credential flow uses ... in place of user scopes for application tokens".
-- [b2c] MicrosoftDocs/azure-docs articles/active-directory-b2c/tokens-overview.md: ``sub`` is by default "the object
-  ID of the user in the directory".
+  an app-only token is one whose ``oid`` and ``sub`` are both present and equal.
+- [scp] MicrosoftDocs/entra-docs docs/identity-platform/access-token-claims-reference.md: ``scp`` is in user tokens
+  only; the client credentials flow puts the application's permissions in ``roles`` instead.
+- [b2c] MicrosoftDocs/azure-docs articles/active-directory-b2c/tokens-overview.md: ``sub`` is by default the user's
+  object id.
 - [rfc9068] RFC 9068 section 2.2: with the client credentials grant, ``sub`` identifies the client.
 - [auth0] Auth0 client-credentials access tokens: ``sub`` is ``<client id>@clients``, ``gty`` is ``client-credentials``.
 """
