@@ -76,8 +76,6 @@ class SigningKeyCache:
         self._fetched_at: float | None = None  # when the keys held were fetched (last success)
         self._attempted_at: float | None = None  # when the last fetch started, whatever became of it
         self._running: asyncio.Task[None] | None = None
-        #: fetches started so far (for tests and diagnostics)
-        self.fetches_started = 0
 
     async def key_for(self, kid: str | None) -> jwt.PyJWK | None:
         """The key for ``kid`` (or the only key when the token names none); None if it is not one of ours."""
@@ -121,7 +119,6 @@ class SigningKeyCache:
         if self._attempted_at is not None and now - self._attempted_at < self._policy.min_interval:
             return None
         self._attempted_at = now
-        self.fetches_started += 1
         self._running = asyncio.get_running_loop().create_task(self._fetch_once(), name="signing-key-fetch")
         return self._running
 
