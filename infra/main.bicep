@@ -46,6 +46,14 @@ param authIssuer string = ''
 param authAudience string = ''
 param authJwksUrl string = ''
 param authRequiredRoles string = ''
+@description('AUTH_MODE=jwt: the claim that names the user, oid (Entra ID, External ID) or sub (B2C, Auth0, Google, other OpenID issuers).')
+@allowed(['oid', 'sub'])
+param authUserClaim string = 'oid'
+@description('AUTH_MODE=jwt: scopes a token needs one of, e.g. access_as_user (empty = none required).')
+param authRequiredScopes string = ''
+@allowed(['false', 'true'])
+param authAllowAppTokens string = 'false'
+param authJwksMinIntervalSeconds string = '30'
 
 // --- Token policy and revocation sweep (defaults match shared/settings.py) ----------------
 param identityTableName string = 'acsidentities'
@@ -163,6 +171,10 @@ module api 'modules/functionapp.bicep' = {
     authAudience: authAudience
     authJwksUrl: authJwksUrl
     authRequiredRoles: authRequiredRoles
+    authUserClaim: authUserClaim
+    authRequiredScopes: authRequiredScopes
+    authAllowAppTokens: authAllowAppTokens
+    authJwksMinIntervalSeconds: authJwksMinIntervalSeconds
     identityTableName: identityTableName
     tokenAllowedScopes: tokenAllowedScopes
     tokenDefaultScopes: tokenDefaultScopes

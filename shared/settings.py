@@ -22,6 +22,9 @@ from shared.domain.revocation.sweep import RevocationSettings
 
 AuthMode = Literal["easyauth", "jwt", "dev"]
 AUTH_MODES: tuple[AuthMode, ...] = ("easyauth", "jwt", "dev")
+#: The token claim that names the user in AUTH_MODE=jwt: one claim, one key space (never "oid, else sub").
+UserClaim = Literal["oid", "sub"]
+USER_CLAIMS: tuple[UserClaim, ...] = ("oid", "sub")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,14 @@ class AuthSettings:
     #: if non-empty, the caller needs one of these values in its roles or groups claims
     required_roles: frozenset[str]
     allow_dev_in_azure: bool
+    #: jwt: the claim whose value is the user (Entra ID: oid; Entra External ID/B2C user flows, Auth0, Google: sub)
+    user_claim: UserClaim = "oid"
+    #: jwt: if non-empty, the token needs one of these in its scp/scope claim (403 otherwise)
+    required_scopes: frozenset[str] = frozenset()
+    #: jwt: accept an application's own token (client credentials); off: only users' delegated tokens
+    allow_app_tokens: bool = False
+    #: jwt: the issuer's keys are fetched at most once per this many seconds, whatever the outcome
+    jwks_min_interval_seconds: int = 30
 
 
 # --------------------------------------------------------------------------- helpers
@@ -114,6 +125,11 @@ def _csv(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     if raw is None:
         return ()
     return tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
+
+
+def _words(raw: str | None) -> tuple[str, ...]:
+    """Values separated by commas and/or spaces (OAuth scopes never contain either)."""
+    return tuple(dict.fromkeys((raw or "").replace(",", " ").split()))
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -241,6 +257,13 @@ def load_auth_settings(env: Mapping[str, str]) -> AuthSettings:
             "is 'dev', which trusts a plain X-Dev-User header and must never run in Azure "
             "(set AUTH_DEV_ALLOW_IN_AZURE=true only for a throwaway test deployment)",
         )
+    user_claim = (_get(env, "AUTH_USER_CLAIM") or "oid").lower()
+    if user_claim not in USER_CLAIMS:  # narrows user_claim to UserClaim
+        raise SettingsError("AUTH_USER_CLAIM", f"must be one of {', '.join(USER_CLAIMS)} (got {user_claim!r})")
+    required_scopes = frozenset(_words(_get(env, "AUTH_REQUIRED_SCOPES")))
+    if required_scopes and mode != "jwt":
+        # Only a bearer token carries scopes this app can read: refuse rather than silently not enforce.
+        raise SettingsError("AUTH_REQUIRED_SCOPES", f"is enforced only when AUTH_MODE=jwt (AUTH_MODE is {mode})")
     return AuthSettings(
         mode=mode,
         issuer=issuer,
@@ -248,6 +271,10 @@ def load_auth_settings(env: Mapping[str, str]) -> AuthSettings:
         jwks_url=jwks_url,
         required_roles=frozenset(_csv(env, "AUTH_REQUIRED_ROLES")),
         allow_dev_in_azure=allow_dev_in_azure,
+        user_claim=user_claim,
+        required_scopes=required_scopes,
+        allow_app_tokens=_bool(env, "AUTH_ALLOW_APP_TOKENS"),
+        jwks_min_interval_seconds=_int(env, "AUTH_JWKS_MIN_INTERVAL_SECONDS", 30, 1, 3600),
     )
 
 

@@ -53,6 +53,16 @@ param authAudience string = ''
 param authJwksUrl string = ''
 @description('Comma-separated roles/groups a caller needs (empty = any authenticated caller).')
 param authRequiredRoles string = ''
+@description('jwt: the claim that names the user: oid (Entra ID, Entra External ID) or sub (Azure AD B2C, Auth0, Google, other OpenID issuers). One claim per deployment: changing it later is a migration (README "Who is the caller").')
+@allowed(['oid', 'sub'])
+param authUserClaim string = 'oid'
+@description('jwt: scopes (scp/scope) a token needs one of, comma- or space-separated, e.g. access_as_user (empty = none required).')
+param authRequiredScopes string = ''
+@description('jwt: true lets applications\' own tokens (client credentials) get ACS identities; false = signed-in users\' delegated tokens only.')
+@allowed(['false', 'true'])
+param authAllowAppTokens string = 'false'
+@description('jwt: the least number of seconds between two fetches of the issuer\'s signing keys, whatever their outcome.')
+param authJwksMinIntervalSeconds string = '30'
 
 // --- app behaviour (see README "Settings") --------------------------------------------
 param identityTableName string = 'acsidentities'
@@ -159,6 +169,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     AUTH_AUDIENCE: authAudience
     AUTH_JWKS_URL: authJwksUrl
     AUTH_REQUIRED_ROLES: authRequiredRoles
+    AUTH_USER_CLAIM: authUserClaim
+    AUTH_REQUIRED_SCOPES: authRequiredScopes
+    AUTH_ALLOW_APP_TOKENS: authAllowAppTokens
+    AUTH_JWKS_MIN_INTERVAL_SECONDS: authJwksMinIntervalSeconds
     // Token policy.
     TOKEN_ALLOWED_SCOPES: tokenAllowedScopes
     TOKEN_DEFAULT_SCOPES: tokenDefaultScopes

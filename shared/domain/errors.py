@@ -103,3 +103,8 @@ class ForbiddenError(ServiceError):
     """Authenticated, but not allowed to do this (403)."""
 
     code = "forbidden"
+
+    def __init__(self, message: str, *, code: str | None = None, www_authenticate: str | None = None) -> None:
+        super().__init__(message, code=code)
+        #: value for the WWW-Authenticate header (RFC 6750 insufficient_scope)
+        self.www_authenticate = www_authenticate

@@ -107,7 +107,7 @@ def error_response(error: ServiceError, correlation_id: str) -> func.HttpRespons
     extra: dict[str, Any] = {}
     if isinstance(error, RetryLaterError):
         headers["Retry-After"] = str(error.retry_after)
-    if isinstance(error, UnauthenticatedError) and error.www_authenticate:
+    if isinstance(error, (UnauthenticatedError, ForbiddenError)) and error.www_authenticate:
         headers["WWW-Authenticate"] = error.www_authenticate
     if isinstance(error, InvalidRequestError) and error.target:
         extra["target"] = error.target

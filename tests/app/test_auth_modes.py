@@ -55,11 +55,10 @@ def test_jwt_valid_token_gets_a_token_for_its_oid(jwt_app, issuer):
     assert second.json()["communicationUserId"] == first.json()["communicationUserId"]
 
 
-def test_jwt_sub_is_used_when_there_is_no_oid(jwt_app, issuer):
-    a = post_json(jwt_app.api("token"), None, bearer(issuer.mint(claims(oid=None, sub="sub-only-1"))))
-    b = post_json(jwt_app.api("token"), None, bearer(issuer.mint(claims(oid=None, sub="sub-only-2"))))
-    assert a.status_code == b.status_code == 200
-    assert a.json()["communicationUserId"] != b.json()["communicationUserId"]
+def test_jwt_a_token_without_oid_is_refused_not_keyed_by_its_sub(jwt_app, issuer):
+    """AUTH_USER_CLAIM=oid (the default): one claim per key space (issue 11, item 3; tests/app/test_auth_attacks.py)."""
+    response = post_json(jwt_app.api("token"), None, bearer(issuer.mint(claims(oid=None, sub="sub-only-1"))))
+    assert_401(response, www='Bearer error="invalid_token", error_description="no oid claim"')
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,10 @@ AZURE_SETTINGS: frozenset[str] = frozenset(
         "AUTH_AUDIENCE",
         "AUTH_JWKS_URL",
         "AUTH_REQUIRED_ROLES",
+        "AUTH_USER_CLAIM",
+        "AUTH_REQUIRED_SCOPES",
+        "AUTH_ALLOW_APP_TOKENS",
+        "AUTH_JWKS_MIN_INTERVAL_SECONDS",
         "TOKEN_ALLOWED_SCOPES",
         "TOKEN_DEFAULT_SCOPES",
         "TOKEN_DEFAULT_EXPIRY_MINUTES",
@@ -200,6 +204,10 @@ def test_acs_endpoint_comes_from_the_acs_resource_host_name() -> None:
     "setting, expected",
     [
         ("IDENTITY_TABLE_NAME", "acsidentities"),
+        ("AUTH_USER_CLAIM", "oid"),
+        ("AUTH_REQUIRED_SCOPES", ""),
+        ("AUTH_ALLOW_APP_TOKENS", "false"),
+        ("AUTH_JWKS_MIN_INTERVAL_SECONDS", "30"),
         ("TOKEN_ALLOWED_SCOPES", "chat,voip"),
         ("TOKEN_DEFAULT_SCOPES", "chat,voip"),
         ("TOKEN_DEFAULT_EXPIRY_MINUTES", "1440"),
@@ -234,6 +242,8 @@ def test_bicep_defaults_are_valid_settings_for_the_code() -> None:
             env[name] = unquote(params[value].default)
     assert app_settings.load_revocation_settings(env) == app_settings.load_revocation_settings({})
     assert app_settings.load_token_policy(env) == app_settings.load_token_policy({})
+    jwt_mode = {"AUTH_MODE": "jwt", "AUTH_ISSUER": "https://login.example.com/t/v2.0", "AUTH_AUDIENCE": "api://x"}
+    assert app_settings.load_auth_settings({**env, **jwt_mode}) == app_settings.load_auth_settings(jwt_mode)
 
 
 # ---------------------------------------------------------------------------- Flex Consumption

@@ -2,6 +2,12 @@
 
 Runs an aiohttp server on 127.0.0.1 (free port) in a background thread, so sync and
 async tests can both use it. Keys are generated per instance.
+
+It can misbehave the ways a real issuer does: answer errors (``down``, ``fail_status``), answer
+slowly (``delay``), or hold every request until released (``hold()``/``release()``, bounded by
+``max_hold_seconds`` so that a test that forgets to release still ends). ``discovery_requests``
+and ``jwks_requests`` count every request whatever it was answered; ``discovery_fetches`` and
+``jwks_fetches`` count the ones answered with keys.
 """
 
 from __future__ import annotations
@@ -32,7 +38,16 @@ class OidcIssuer:
         self.current_kid = "key-1"
         self.jwks_fetches = 0
         self.discovery_fetches = 0
+        self.jwks_requests = 0
+        self.discovery_requests = 0
         self.down = False
+        #: answer every request with this status (None: answer normally); ``down`` is 503
+        self.fail_status: int | None = None
+        #: seconds to wait before answering
+        self.delay = 0.0
+        #: the longest a held request waits for release()
+        self.max_hold_seconds = 10.0
+        self._held = False
         self.issuer = ""
         self._loop = asyncio.new_event_loop()
         self._runner: web.AppRunner | None = None
@@ -40,15 +55,40 @@ class OidcIssuer:
 
     # ------------------------------------------------------------------ server
 
+    @property
+    def requests(self) -> int:
+        """Every request to discovery or the JWKS so far, whatever it was answered."""
+        return self.discovery_requests + self.jwks_requests
+
+    def hold(self) -> None:
+        """From now on, requests wait (up to ``max_hold_seconds``) until :meth:`release`."""
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+
+    async def _misbehave(self) -> web.Response | None:
+        """Delay or hold as configured; an error answer when failing, else None."""
+        deadline = time.monotonic() + self.max_hold_seconds
+        while self._held and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.down or self.fail_status is not None:
+            return web.Response(status=self.fail_status or 503)
+        return None
+
     async def _discovery(self, request: web.Request) -> web.Response:
-        if self.down:
-            return web.Response(status=503)
+        self.discovery_requests += 1
+        if (failure := await self._misbehave()) is not None:
+            return failure
         self.discovery_fetches += 1
         return web.json_response({"issuer": self.issuer, "jwks_uri": f"{self.issuer}/keys"})
 
     async def _jwks(self, request: web.Request) -> web.Response:
-        if self.down:
-            return web.Response(status=503)
+        self.jwks_requests += 1
+        if (failure := await self._misbehave()) is not None:
+            return failure
         self.jwks_fetches += 1
         return web.json_response({"keys": [public_jwk(key, kid) for kid, key in self.keys.items()]})
 
@@ -69,6 +109,7 @@ class OidcIssuer:
         return self
 
     def stop(self) -> None:
+        self.release()
         if self._runner is not None:
             asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(timeout=10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -1,10 +1,12 @@
-"""The issuer's signing keys: discovered, fetched asynchronously, cached, refreshed on unknown kid."""
+"""Reading an issuer's signing keys over HTTP: OpenID discovery, then its JWKS.
+
+One call of :class:`JwksFetcher` is one attempt; when and how often to make it is
+:mod:`shared.adapters.auth.key_cache`'s decision.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 from typing import Any
 from urllib.parse import urlparse
 
@@ -16,10 +18,7 @@ from shared.settings import is_loopback_host
 
 logger = logging.getLogger("shared.auth")
 
-#: A forged token with a random kid may force at most one refetch per this many seconds.
-MIN_REFRESH_SECONDS = 30.0
-#: Keys are re-read at least this often, so a rotation is picked up even without a new kid.
-MAX_AGE_SECONDS = 3600.0
+#: Per HTTP request to the issuer; an attempt is at most two of them (discovery, JWKS).
 TIMEOUT = aiohttp.ClientTimeout(total=5)
 
 
@@ -30,29 +29,41 @@ def check_url(url: str, what: str) -> str:
     raise UnavailableError(f"The {what} must use https.", retry_after=60)
 
 
-class JwksCache:
+class JwksFetcher:
+    """The issuer's current signing keys by kid, discovered from ``issuer`` unless ``jwks_url`` is given."""
+
     def __init__(self, issuer: str, jwks_url: str | None) -> None:
         self._issuer = issuer.rstrip("/")
-        self._jwks_url = jwks_url
-        self._keys: dict[str, jwt.PyJWK] = {}
-        self._fetched_at = float("-inf")
-        self._lock = asyncio.Lock()
+        self._configured_jwks_url = jwks_url
+        self._discovered_jwks_url: str | None = None
         self._session: aiohttp.ClientSession | None = None
 
-    async def key_for(self, kid: str | None) -> jwt.PyJWK | None:
-        """The key for ``kid`` (or the only key when the token has no kid); None if unknown."""
-        stale = time.monotonic() - self._fetched_at > MAX_AGE_SECONDS
-        if stale or (self._lookup(kid) is None and time.monotonic() - self._fetched_at > MIN_REFRESH_SECONDS):
-            async with self._lock:
-                # Re-check under the lock: a concurrent request may have refreshed already.
-                if time.monotonic() - self._fetched_at > MIN_REFRESH_SECONDS or not self._keys:
-                    await self._refresh()
-        return self._lookup(kid)
+    async def __call__(self) -> dict[str, jwt.PyJWK]:
+        url = self._configured_jwks_url or self._discovered_jwks_url or await self._discover()
+        try:
+            document = await self._get_json(check_url(url, "JWKS URL"))
+        except UnavailableError:
+            self._discovered_jwks_url = None  # the issuer may have moved its keys: discover again next time
+            raise
+        keys: dict[str, jwt.PyJWK] = {}
+        entries = document.get("keys")
+        for entry in entries if isinstance(entries, list) else []:
+            if not isinstance(entry, dict) or entry.get("use", "sig") != "sig":
+                continue
+            try:
+                key = jwt.PyJWK(entry)
+            except (jwt.PyJWKError, jwt.InvalidKeyError):
+                continue  # a key type we do not support: skip it
+            keys[str(entry.get("kid") or f"_nokid{len(keys)}")] = key
+        return keys
 
-    def _lookup(self, kid: str | None) -> jwt.PyJWK | None:
-        if kid is None:
-            return next(iter(self._keys.values())) if len(self._keys) == 1 else None
-        return self._keys.get(kid)
+    async def _discover(self) -> str:
+        discovery = await self._get_json(check_url(f"{self._issuer}/.well-known/openid-configuration", "issuer"))
+        url = discovery.get("jwks_uri")
+        if not isinstance(url, str):
+            raise UnavailableError("The sign-in provider's discovery document has no jwks_uri.")
+        self._discovered_jwks_url = url
+        return url
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         if self._session is None:
@@ -60,6 +71,7 @@ class JwksCache:
         try:
             async with self._session.get(url, headers={"Accept": "application/json"}) as response:
                 if response.status != 200:
+                    logger.warning("fetching %s answered %d", urlparse(url).netloc, response.status)
                     raise UnavailableError("The sign-in provider's keys could not be fetched; retry later.")
                 document = await response.json(content_type=None)
         except (TimeoutError, aiohttp.ClientError, ValueError):
@@ -68,27 +80,6 @@ class JwksCache:
         if not isinstance(document, dict):
             raise UnavailableError("The sign-in provider answered something other than a JSON object.")
         return document
-
-    async def _refresh(self) -> None:
-        url = self._jwks_url
-        if url is None:
-            discovery = await self._get_json(check_url(f"{self._issuer}/.well-known/openid-configuration", "issuer"))
-            url = discovery.get("jwks_uri")
-            if not isinstance(url, str):
-                raise UnavailableError("The sign-in provider's discovery document has no jwks_uri.")
-            self._jwks_url = url
-        document = await self._get_json(check_url(url, "JWKS URL"))
-        keys: dict[str, jwt.PyJWK] = {}
-        for entry in document.get("keys", []):
-            if entry.get("use", "sig") != "sig":
-                continue
-            try:
-                key = jwt.PyJWK(entry)
-            except (jwt.PyJWKError, jwt.InvalidKeyError):
-                continue  # a key type we do not support: skip it
-            keys[entry.get("kid") or f"_nokid{len(keys)}"] = key
-        self._keys = keys
-        self._fetched_at = time.monotonic()
 
     async def close(self) -> None:
         if self._session is not None:

@@ -1,7 +1,8 @@
-"""JWT bearer validation against a local OIDC issuer: keys, caching, rotation, forged tokens."""
+"""JWT bearer validation against a local OIDC issuer: keys, caching, rotation, forged tokens, whose token it is."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -37,42 +38,64 @@ def bearer(token):
     return {"authorization": f"Bearer {token}"}
 
 
+def user(oid="o-1", **extra):
+    """A user's delegated token's claims (Entra ID shape: oid, a pairwise sub that differs, scp); None drops a claim."""
+    claims = {"aud": AUDIENCE, "oid": oid, "sub": f"pairwise-{oid}", "scp": "access_as_user", **extra}
+    return {name: value for name, value in claims.items() if value is not None}
+
+
 async def test_valid_token_caller_and_roles(issuer):
     auth = authenticator(issuer)
     caller = await auth.authenticate(
-        bearer(issuer.mint({"aud": AUDIENCE, "oid": "o-1", "sub": "s-1", "roles": ["A"], "groups": ["g"]}))
+        bearer(issuer.mint({"aud": AUDIENCE, "oid": "o-1", "sub": "s-1", "scp": "x", "roles": ["A"], "groups": ["g"]}))
     )
     assert (caller.provider, caller.user_id, caller.roles) == (issuer.issuer, "o-1", frozenset({"A", "g"}))
     await auth.close()
 
 
-async def test_sub_when_no_oid_and_keys_are_cached(issuer):
+async def test_keys_are_cached(issuer):
     auth = authenticator(issuer)
     for n in range(5):
-        caller = await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": f"s-{n}"})))
-        assert caller.user_id == f"s-{n}"
+        caller = await auth.authenticate(bearer(issuer.mint(user(f"o-{n}"))))
+        assert caller.user_id == f"o-{n}"
     assert issuer.jwks_fetches == 1 and issuer.discovery_fetches == 1
     await auth.close()
 
 
 async def test_explicit_jwks_url_skips_discovery(issuer):
     auth = authenticator(issuer, AUTH_JWKS_URL=issuer.jwks_url)
-    await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "x"})))
+    await auth.authenticate(bearer(issuer.mint(user())))
     assert issuer.discovery_fetches == 0 and issuer.jwks_fetches == 1
     await auth.close()
 
 
 async def test_rotated_key_is_fetched_once_then_forged_kids_do_not_hammer_the_issuer(issuer):
-    auth = authenticator(issuer)
-    await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "x"})))
-    auth.jwks._fetched_at -= 60
+    auth = authenticator(issuer, AUTH_JWKS_MIN_INTERVAL_SECONDS="1")
+    await auth.authenticate(bearer(issuer.mint(user())))
+    await asyncio.sleep(1.1)  # one interval: an unknown kid may make the cache look again
     issuer.rotate()
-    caller = await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "rotated"})))
+    caller = await auth.authenticate(bearer(issuer.mint(user("rotated"))))
     assert caller.user_id == "rotated" and issuer.jwks_fetches == 2
     for n in range(10):
         with pytest.raises(UnauthenticatedError):
-            await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "x"}, kid=f"forged-{n}", foreign_key=True)))
+            await auth.authenticate(bearer(issuer.mint(user(), kid=f"forged-{n}", foreign_key=True)))
     assert issuer.jwks_fetches == 2
+    await auth.close()
+
+
+async def test_a_failing_issuer_is_asked_once_per_interval_and_recovers(issuer):
+    """Issue 11, item 2: the failure is cached like a success (before: one fetch per forged token)."""
+    auth = authenticator(issuer, AUTH_JWKS_MIN_INTERVAL_SECONDS="1")
+    issuer.down = True
+    for n in range(20):
+        with pytest.raises(UnavailableError) as caught:
+            await auth.authenticate(bearer(issuer.mint(user(), kid=f"forged-{n}")))
+        assert caught.value.retry_after == 1  # the interval (1 s) from the one failed attempt
+    assert issuer.requests == 1  # one attempt (its discovery request failed)
+    issuer.down = False
+    await asyncio.sleep(1.1)
+    assert (await auth.authenticate(bearer(issuer.mint(user())))).user_id == "o-1"
+    assert issuer.requests == 3  # the next attempt: discovery and JWKS
     await auth.close()
 
 
@@ -88,7 +111,7 @@ async def test_rotated_key_is_fetched_once_then_forged_kids_do_not_hammer_the_is
 )
 async def test_bad_claims(issuer, claims, reason):
     auth = authenticator(issuer)
-    body = {"aud": AUDIENCE, "sub": "x", **claims}
+    body = {**user(), **claims}
     token = issuer.mint({k: v for k, v in body.items() if v is not None})
     if claims.get("exp", 0) is None:
         token = jwt.encode(
@@ -105,13 +128,13 @@ async def test_bad_claims(issuer, claims, reason):
 
 async def test_expiry_within_leeway_is_accepted(issuer):
     auth = authenticator(issuer)
-    await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "x", "exp": int(time.time()) - 30})))
+    await auth.authenticate(bearer(issuer.mint(user(exp=int(time.time()) - 30))))
     await auth.close()
 
 
 async def test_alg_none_and_hs256_with_the_public_key_are_rejected(issuer):
     auth = authenticator(issuer)
-    await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "warm-up"})))
+    await auth.authenticate(bearer(issuer.mint(user("warm-up"))))
     claims = {"aud": AUDIENCE, "sub": "x", "iss": issuer.issuer, "exp": int(time.time()) + 600}
     unsigned = jwt.encode(claims, None, algorithm="none", headers={"kid": "key-1"})
     public_pem = (
@@ -150,7 +173,7 @@ async def test_an_ec_algorithm_naming_an_rsa_key_is_401_not_a_crash(issuer):
 async def test_wrong_signature(issuer):
     auth = authenticator(issuer)
     with pytest.raises(UnauthenticatedError) as caught:
-        await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "x"}, foreign_key=True)))
+        await auth.authenticate(bearer(issuer.mint(user(), foreign_key=True)))
     assert "signature" in caught.value.www_authenticate
     await auth.close()
 
@@ -177,7 +200,7 @@ async def test_issuer_down_is_unavailable(issuer):
     auth = authenticator(issuer)
     issuer.down = True
     with pytest.raises(UnavailableError) as caught:
-        await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "x"})))
+        await auth.authenticate(bearer(issuer.mint(user())))
     assert caught.value.retry_after >= 1
     await auth.close()
 
@@ -185,9 +208,62 @@ async def test_issuer_down_is_unavailable(issuer):
 async def test_required_roles(issuer):
     auth = authenticator(issuer, AUTH_REQUIRED_ROLES="Agents,Admins")
     with pytest.raises(ForbiddenError):
-        await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "x", "roles": ["Viewer"]})))
-    caller = await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "y", "groups": ["Admins"]})))
+        await auth.authenticate(bearer(issuer.mint(user("x", roles=["Viewer"]))))
+    caller = await auth.authenticate(bearer(issuer.mint(user("y", groups=["Admins"]))))
     assert caller.user_id == "y"
+    await auth.close()
+
+
+# --------------------------------------------------------------------------- issue 11, item 3: one claim per key space
+
+
+async def test_the_user_is_the_oid_and_a_token_without_one_is_refused(issuer):
+    auth = authenticator(issuer)
+    assert (await auth.authenticate(bearer(issuer.mint(user("o-7"))))).user_id == "o-7"
+    with pytest.raises(UnauthenticatedError) as caught:
+        await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "o-7"})))  # not keyed by its sub instead
+    assert caught.value.www_authenticate == 'Bearer error="invalid_token", error_description="no oid claim"'
+    await auth.close()
+
+
+async def test_with_the_sub_claim_the_oid_is_ignored(issuer):
+    auth = authenticator(issuer, AUTH_USER_CLAIM="sub")
+    assert (await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "sub": "s-1"})))).user_id == "s-1"
+    assert (await auth.authenticate(bearer(issuer.mint(user("o-1"))))).user_id == "pairwise-o-1"
+    with pytest.raises(UnauthenticatedError) as caught:
+        await auth.authenticate(bearer(issuer.mint({"aud": AUDIENCE, "oid": "o-1"})))
+    assert "no sub claim" in caught.value.www_authenticate
+    await auth.close()
+
+
+# --------------------------------------------------------------------------- issue 11, item 4: users' delegated tokens only
+
+ENTRA_APP_TOKEN = {"aud": AUDIENCE, "oid": "sp-1", "sub": "sp-1", "azp": "daemon-client", "roles": ["Agents"]}
+
+
+async def test_an_application_token_is_refused_by_default_even_with_a_required_role(issuer):
+    auth = authenticator(issuer, AUTH_REQUIRED_ROLES="Agents")
+    for claims in (ENTRA_APP_TOKEN, {**user(), "idtyp": "app"}):
+        with pytest.raises(ForbiddenError) as caught:
+            await auth.authenticate(bearer(issuer.mint(claims)))
+        assert caught.value.code == "user_token_required"
+    await auth.close()
+
+
+async def test_application_tokens_can_be_allowed(issuer):
+    auth = authenticator(issuer, AUTH_ALLOW_APP_TOKENS="true")
+    assert (await auth.authenticate(bearer(issuer.mint(ENTRA_APP_TOKEN)))).user_id == "sp-1"
+    await auth.close()
+
+
+async def test_required_scopes_from_scp_or_scope(issuer):
+    auth = authenticator(issuer, AUTH_REQUIRED_SCOPES="access_as_user")
+    assert (await auth.authenticate(bearer(issuer.mint(user("a", scp="User.Read access_as_user"))))).user_id == "a"
+    assert (await auth.authenticate(bearer(issuer.mint(user("b", scp=None, scope="access_as_user"))))).user_id == "b"
+    for scopes in ({"scp": "User.Read"}, {"scp": None}):
+        with pytest.raises(ForbiddenError) as caught:
+            await auth.authenticate(bearer(issuer.mint(user("c", **scopes))))
+        assert caught.value.code == "insufficient_scope" and "access_as_user" in caught.value.message
     await auth.close()
 
 
