@@ -118,6 +118,8 @@ async def serve(args: argparse.Namespace) -> None:
                 watcher.cancel()
                 background.append(watcher)
             await asyncio.gather(*background, return_exceptions=True)
+            if runtime is not None and runtime.channel.exited.is_set():
+                raise WorkerError("the functions' worker process exited")
         finally:
             await running.stop()
     finally:

@@ -31,6 +31,7 @@ from aiohttp import web
 
 from devhost.accesslog import log_access, logged_path
 from devhost.body import BodyRejected, read_body
+from devhost.cookies import as_host_writes_them
 from devhost.limits import (
     MAX_REQUEST_HEADER_COUNT,
     MAX_REQUEST_HEADERS_TOTAL_BYTES,
@@ -118,8 +119,12 @@ def to_aiohttp(result: Any) -> web.Response:
     if not isinstance(result, func.HttpResponse):
         raise TypeError(f"an HTTP function returned {type(result).__name__}, not func.HttpResponse")
     response = web.Response(status=result.status_code)
-    for name, value in result.headers.items():  # repeated headers (Set-Cookie) stay repeated
-        response.headers.add(name, value)
+    for name, value in result.headers.items():  # repeated headers stay repeated
+        if name.lower() == "set-cookie":  # as the worker and the host pass cookies on (devhost.cookies)
+            for cookie in as_host_writes_them(value):
+                response.headers.add("Set-Cookie", cookie)
+        else:
+            response.headers.add(name, value)
     if "Content-Type" not in response.headers:
         mimetype = result.mimetype
         response.headers["Content-Type"] = f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") else mimetype
@@ -128,13 +133,18 @@ def to_aiohttp(result: Any) -> web.Response:
     return response
 
 
-def _joined(pairs: Any, separator: str, lower: bool = False) -> dict[str, str]:
-    """A multi-dict as a plain dict, repeated keys joined (as the host does)."""
+def _joined(pairs: Any, separator: str, lower: bool = False, keep_empty: bool = True) -> dict[str, str]:
+    """A multi-dict as a plain dict, repeated keys joined with ``,`` as the host joins them.
+
+    The host puts ASP.NET Core's ``StringValues.ToString()`` of each header and query parameter into the
+    worker's ``RpcHttp`` (Azure/azure-functions-host ``GrpcMessageConversionExtensions.ToRpcHttp``), which
+    joins repeated values with ``,`` and no space; it leaves out query parameters whose value is empty.
+    """
     joined: dict[str, str] = {}
     for key, value in pairs.items():
         key = key.lower() if lower else key
         joined[key] = f"{joined[key]}{separator}{value}" if key in joined else value
-    return joined
+    return joined if keep_empty else {key: value for key, value in joined.items() if value}
 
 
 # --------------------------------------------------------------------------- the host
@@ -287,8 +297,8 @@ async def invoke_in_process(
     http_request = func.HttpRequest(
         method=request.method,
         url=str(request.url),
-        headers=_joined(request.headers, ", ", lower=True),
-        params=_joined(request.query, ","),
+        headers=_joined(request.headers, ",", lower=True),
+        params=_joined(request.query, ",", keep_empty=False),
         route_params=params,
         body=body,
     )

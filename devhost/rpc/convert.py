@@ -23,9 +23,10 @@ import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import quote
 
 from aiohttp import web
+
+from devhost.cookies import set_cookie_value
 
 
 def joined(pairs: Iterable[tuple[str, str]], lower: bool = False, keep_empty: bool = True) -> dict[str, str]:
@@ -76,32 +77,19 @@ def typed_bytes(data: Any) -> bytes:
 
 
 def set_cookie(cookie: Any) -> str:
-    """A ``Set-Cookie`` value for an ``RpcHttpCookie``, as ASP.NET Core writes an appended cookie.
-
-    The runtime turns a function's ``Set-Cookie`` headers into ``RpcHttp.cookies``; the host appends each
-    with ``CookieOptions`` (path ``/`` unless given) and ASP.NET Core's ``SetCookieHeaderValue`` orders the
-    attributes: expires, max-age, domain, path, secure, samesite, httponly (dotnet/aspnetcore,
-    ``src/Http/Headers/src/SetCookieHeaderValue.cs``). The value is escaped as ``Uri.EscapeDataString`` does.
-    """
-    parts = [f"{cookie.name}={quote(cookie.value, safe='-_.~')}"]
-    if cookie.HasField("expires"):
-        expires = cookie.expires.value.ToDatetime(tzinfo=UTC)
-        parts.append("expires=" + expires.strftime("%a, %d %b %Y %H:%M:%S GMT"))
-    if cookie.HasField("max_age"):
-        parts.append(f"max-age={int(cookie.max_age.value)}")
-    if cookie.HasField("domain"):
-        parts.append(f"domain={cookie.domain.value}")
-    parts.append(f"path={cookie.path.value if cookie.HasField('path') else '/'}")
-    if cookie.HasField("secure") and cookie.secure.value:
-        parts.append("secure")
-    same_site = {1: "lax", 2: "strict", 3: "none"}.get(
-        int(cookie.same_site)
-    )  # RpcHttpCookie.SameSite: None 0, Lax, Strict, ExplicitNone
-    if same_site:
-        parts.append(f"samesite={same_site}")
-    if cookie.HasField("http_only") and cookie.http_only.value:
-        parts.append("httponly")
-    return "; ".join(parts)
+    """A ``Set-Cookie`` value for an ``RpcHttpCookie``, as the host writes it (:mod:`devhost.cookies`)."""
+    same_site = {1: "lax", 2: "strict", 3: "none"}.get(int(cookie.same_site))  # SameSite: None 0, Lax, Strict, ExplicitNone
+    return set_cookie_value(
+        cookie.name,
+        cookie.value,
+        expires=cookie.expires.value.ToDatetime(tzinfo=UTC) if cookie.HasField("expires") else None,
+        max_age=cookie.max_age.value if cookie.HasField("max_age") else None,
+        domain=cookie.domain.value if cookie.HasField("domain") else None,
+        path=cookie.path.value if cookie.HasField("path") else None,
+        secure=cookie.HasField("secure") and cookie.secure.value,
+        same_site=same_site,
+        http_only=cookie.HasField("http_only") and cookie.http_only.value,
+    )
 
 
 def response_from_rpc_http(data: Any) -> web.Response:
