@@ -96,6 +96,7 @@ quickstart: setup
 
 ## Benchmarks: the service's paths against the raw SDK, same run.
 bench: setup
+	$(if $(strip $(PYTHON313)),@$(MAKE) --no-print-directory setup313,@echo "bench: no Python 3.13 found; its cold start rows will say so")
 	$(PY) -m bench
 
 ## Just the ACS Identity emulator (HTTPS on 127.0.0.1:8443).
