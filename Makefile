@@ -14,7 +14,7 @@ PY313 := $(VENV313)/bin/python
 # On 3.13: the unit layer, the API over HTTP, the revocation sweep, devhost (incl. both paths compared), the app module.
 TESTS_313 := tests/shared tests/app tests/devhost tests/test_function_app.py $(wildcard tests/revocation)
 # Python 3.13's json parses 1000 and 8000 nested arrays where 3.11 raises RecursionError, so the app answers
-# 400 invalid_body there instead of invalid_json (a Python difference, not the runtime's; see README, Python versions).
+# 400 invalid_body there instead of invalid_json (a Python difference, not the runtime's; README, Deploy).
 DESELECT_313 := -k "not test_deeply_nested_json_is_400_over_http"
 
 .PHONY: setup run test test-fast check lock quickstart bench emulator clean chromium upstream-tests setup313 run313 test313

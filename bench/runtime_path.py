@@ -189,11 +189,11 @@ def per_request(ctx: BenchContext, python: Path) -> Table:
         f"connection each; the same Azurite and emulator behind both."
     )
     table.notes.append(
-        "On POST /api/token the gap is larger because the worker sends every log record at INFO to the host, as the "
-        "platform's worker does: azure-core's HTTP logging policy logs each ACS and Table request and response with its "
-        "headers (about 4 multi-line records per token), each one formatted, framed and written by devhost. The direct "
-        "path runs in devhost's process, whose azure loggers are at WARNING. In Azure the same records reach the logs "
-        "(host.json categories filter the host's 'Function.<name>.User', not Python logger names)."
+        "The worker also sends every log record at INFO to the host, as the platform's worker does, so on POST /api/token "
+        "azure-core's HTTP logging policy adds about 4 multi-line records (each ACS and Table request and response, headers "
+        "redacted) that devhost frames, filters and writes; the direct path runs in devhost's process, whose azure loggers "
+        "are at WARNING. In Azure the same records reach the app's logs: host.json categories filter the host's "
+        "'Function.<name>.User', not Python logger names."
     )
     return table
 
