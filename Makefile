@@ -13,9 +13,10 @@ VENV313 := .venv313
 PY313 := $(VENV313)/bin/python
 # On 3.13: the unit layer, the API over HTTP, the revocation sweep, devhost (incl. both paths compared), the app module.
 TESTS_313 := tests/shared tests/app tests/devhost tests/test_function_app.py $(wildcard tests/revocation)
-# Python 3.13's json parses 1000 and 8000 nested arrays where 3.11 raises RecursionError, so the app answers
-# 400 invalid_body there instead of invalid_json (a Python difference, not the runtime's; README, Deploy).
-DESELECT_313 := -k "not test_deeply_nested_json_is_400_over_http"
+# Python 3.13's json parses thousands of nested arrays where 3.11 raises RecursionError, so the three tests that pin
+# 3.11's answer to deep nesting (invalid_json, a malformed Easy Auth principal) do not hold there: a Python
+# difference, not the runtime's (README, Deploy). They run in the python3 pass.
+DESELECT_313 := -k "not deeply_nested"
 
 .PHONY: setup run test test-fast check lock quickstart bench emulator clean chromium upstream-tests setup313 run313 test313
 

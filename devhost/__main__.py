@@ -70,10 +70,11 @@ def describe(app: Any, settings: HostSettings, base: str, listen_host: str = "12
     print("\n".join(lines) + "\n", file=sys.stderr, flush=True)
 
 
-async def _stop_when_worker_exits(exited: asyncio.Event, stop: asyncio.Event) -> None:
+async def _stop_when_worker_exits(exited: asyncio.Event, stop: asyncio.Event, died: asyncio.Event) -> None:
     await exited.wait()
-    if not stop.is_set():
+    if not stop.is_set():  # not on its way out because devhost stops: it died
         log.error("the functions' worker process exited; devhost stops")
+        died.set()
         stop.set()
 
 
@@ -108,7 +109,8 @@ async def serve(args: argparse.Namespace) -> None:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
-            watcher = asyncio.create_task(_stop_when_worker_exits(runtime.channel.exited, stop)) if runtime else None
+            died = asyncio.Event()
+            watcher = asyncio.create_task(_stop_when_worker_exits(runtime.channel.exited, stop, died)) if runtime else None
             background = []
             if os.environ.get("DEVHOST_RUN_TRIGGERS", "").lower() in ("1", "true", "yes", "on"):
                 background = start_background_triggers(function_table(app), stop)
@@ -118,7 +120,7 @@ async def serve(args: argparse.Namespace) -> None:
                 watcher.cancel()
                 background.append(watcher)
             await asyncio.gather(*background, return_exceptions=True)
-            if runtime is not None and runtime.channel.exited.is_set():
+            if died.is_set():
                 raise WorkerError("the functions' worker process exited")
         finally:
             await running.stop()
@@ -150,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     except HostSettingsError as error:  # a setting the real host refuses: say which, start nothing
         log.error("devhost cannot start: %s", error)
         return 2
-    except WorkerError as error:  # the worker could not start, index or load the app
-        log.error("devhost cannot start: %s", error)
+    except WorkerError as error:  # the worker could not start, index or load the app, or died
+        log.error("devhost stopped: %s", error)
         return 3
     except KeyboardInterrupt:  # a signal before the handlers were installed
         return 130

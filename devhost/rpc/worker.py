@@ -27,6 +27,7 @@ import importlib
 import logging
 import os
 import queue
+import signal
 import sys
 import threading
 import uuid
@@ -231,6 +232,9 @@ async def serve(frames_in: BinaryIO, frames_out: BinaryIO) -> None:
 
 
 def main() -> int:
+    # The host decides when the worker ends (it closes the worker's stdin): Ctrl-C in a terminal reaches the whole
+    # process group, and the worker must not die under the host's feet while the host shuts down in order.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     frames_out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() in a function goes to stderr, which the host relays; stdout is frames only
     sys.stdout = os.fdopen(1, "w", buffering=1, closefd=False)

@@ -127,7 +127,7 @@ def test_an_app_the_runtime_cannot_index_stops_devhost_with_the_reason(tmp_path:
     (tmp_path / "function_app.py").write_text("import azure.functions as func\nraise ImportError('no such thing: acme')\n")
     result = run_devhost_until_exit(tmp_path, {"DEVHOST_WORKER": "runtime"})
     assert result.returncode == 3
-    assert "devhost cannot start" in result.stderr and "no such thing: acme" in result.stderr
+    assert "devhost stopped" in result.stderr and "no such thing: acme" in result.stderr
     assert "DEVHOST_URL=" not in result.stdout
 
 
@@ -140,6 +140,18 @@ def test_devhost_stops_when_its_worker_dies(tmp_path: Path):
         assert "the functions' worker process exited" in host.wait_log("worker process exited")
     finally:
         host.stop()
+
+
+def test_ctrl_c_stops_devhost_and_its_worker_cleanly(tmp_path: Path):
+    """SIGINT reaches the whole process group in a terminal; devhost shuts the worker down in order and exits 0."""
+    host = start_devhost(sample_dir(tmp_path), {"DEVHOST_WORKER": "runtime"})
+    worker_pid = requests.get(f"{host.url}/api/whoami", timeout=10).json()["pid"]
+    os.kill(worker_pid, signal.SIGINT)  # what the terminal sends the worker too
+    assert requests.get(f"{host.url}/api/whoami", timeout=10).status_code == 200  # the worker ignores it
+    assert host.stop(signal.SIGINT) == 0
+    assert "worker process exited" not in host.log
+    with pytest.raises(ProcessLookupError):
+        os.kill(worker_pid, 0)
 
 
 def test_host_json_levels_filter_the_workers_logs(tmp_path: Path):
