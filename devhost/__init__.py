@@ -6,6 +6,11 @@ function/admin keys, ``local.settings.json``, CORS) and runs other functions, su
 as timers, on demand through ``POST /admin/functions/<name>``. It is a development
 tool: use ``func start`` where Core Tools is installed.
 
+Where the functions run: on Python 3.13+ (with ``azure-functions-runtime`` installed, as
+requirements.txt has it) inside Microsoft's Functions Python runtime, in a worker process devhost
+starts and drives with the Functions host's messages (``devhost.rpc``); devhost keeps the host's jobs.
+Elsewhere, or with ``DEVHOST_WORKER=direct``, devhost imports the app and calls the functions itself.
+
 Command line::
 
     python -m devhost [--host 127.0.0.1] [--port 7071] [--app function_app:app] [--app-dir .]

@@ -162,7 +162,12 @@ def _level(value: Any) -> str:
 
 
 def function_table(app: Any) -> FunctionTable:
-    """Index the app's functions; cached per app object because get_functions() runs only once."""
+    """Index the app's functions; cached per app object because get_functions() runs only once.
+
+    A FunctionTable is returned as it is (the runtime path builds its own from the worker's metadata).
+    """
+    if isinstance(app, FunctionTable):
+        return app
     cached = _TABLES.get(id(app))
     if cached is not None and cached[0] is app:
         return cached[1]

@@ -21,7 +21,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
@@ -31,6 +31,7 @@ from aiohttp import web
 
 from devhost.accesslog import log_access, logged_path
 from devhost.body import BodyRejected, read_body
+from devhost.cookies import as_host_writes_them
 from devhost.limits import (
     MAX_REQUEST_HEADER_COUNT,
     MAX_REQUEST_HEADERS_TOTAL_BYTES,
@@ -45,6 +46,13 @@ from devhost.settings import HostSettings
 
 logger = logging.getLogger("devhost")
 ADMIN_PREFIX = "/admin/functions/"
+#: How an HTTP function is run: (route, request, route parameters, body) -> the answer. The default calls the
+#: Python function in this process; the runtime path (devhost.rpc) invokes it inside the worker.
+HttpInvoker = Callable[[HttpRoute, web.BaseRequest, dict[str, str], bytes], Awaitable[web.StreamResponse]]
+
+
+class FunctionFailed(RuntimeError):
+    """A function failed outside this process (in the worker); the message carries its error, there is no local traceback."""
 
 
 # --------------------------------------------------------------------------- keys
@@ -111,8 +119,12 @@ def to_aiohttp(result: Any) -> web.Response:
     if not isinstance(result, func.HttpResponse):
         raise TypeError(f"an HTTP function returned {type(result).__name__}, not func.HttpResponse")
     response = web.Response(status=result.status_code)
-    for name, value in result.headers.items():  # repeated headers (Set-Cookie) stay repeated
-        response.headers.add(name, value)
+    for name, value in result.headers.items():  # repeated headers stay repeated
+        if name.lower() == "set-cookie":  # as the worker and the host pass cookies on (devhost.cookies)
+            for cookie in as_host_writes_them(value):
+                response.headers.add("Set-Cookie", cookie)
+        else:
+            response.headers.add(name, value)
     if "Content-Type" not in response.headers:
         mimetype = result.mimetype
         response.headers["Content-Type"] = f"{mimetype}; charset={result.charset}" if mimetype.startswith("text/") else mimetype
@@ -121,13 +133,18 @@ def to_aiohttp(result: Any) -> web.Response:
     return response
 
 
-def _joined(pairs: Any, separator: str, lower: bool = False) -> dict[str, str]:
-    """A multi-dict as a plain dict, repeated keys joined (as the host does)."""
+def _joined(pairs: Any, separator: str, lower: bool = False, keep_empty: bool = True) -> dict[str, str]:
+    """A multi-dict as a plain dict, repeated keys joined with ``,`` as the host joins them.
+
+    The host puts ASP.NET Core's ``StringValues.ToString()`` of each header and query parameter into the
+    worker's ``RpcHttp`` (Azure/azure-functions-host ``GrpcMessageConversionExtensions.ToRpcHttp``), which
+    joins repeated values with ``,`` and no space; it leaves out query parameters whose value is empty.
+    """
     joined: dict[str, str] = {}
     for key, value in pairs.items():
         key = key.lower() if lower else key
         joined[key] = f"{joined[key]}{separator}{value}" if key in joined else value
-    return joined
+    return joined if keep_empty else {key: value for key, value in joined.items() if value}
 
 
 # --------------------------------------------------------------------------- the host
@@ -136,11 +153,14 @@ def _joined(pairs: Any, separator: str, lower: bool = False) -> dict[str, str]:
 class DevHost:
     """Dispatches every request: CORS preflight, admin API, HTTP routes."""
 
-    def __init__(self, table: FunctionTable, routes: list[HttpRoute], settings: HostSettings) -> None:
+    def __init__(
+        self, table: FunctionTable, routes: list[HttpRoute], settings: HostSettings, http_invoker: HttpInvoker | None = None
+    ) -> None:
         self.table = table
         self.routes = routes
         self.settings = settings
         self.others = {name.lower(): other for name, other in table.others.items()}
+        self.http_invoker: HttpInvoker = http_invoker or invoke_in_process
 
     # CORS ------------------------------------------------------------------
 
@@ -218,17 +238,12 @@ class DevHost:
     async def _run_http(self, request: web.BaseRequest, route: HttpRoute, params: dict[str, str]) -> web.StreamResponse:
         if not authorized(request, route.auth_level, self.settings):
             return web.Response(status=401)
-        http_request = func.HttpRequest(
-            method=request.method,
-            url=str(request.url),
-            headers=_joined(request.headers, ", ", lower=True),
-            params=_joined(request.query, ","),
-            route_params=params,
-            body=await read_body(request, self.settings.max_request_body_bytes),
-        )
+        body = await read_body(request, self.settings.max_request_body_bytes)
         try:
-            kwargs = _arguments(route.function, route.name, route.param_name, http_request)
-            return to_aiohttp(await call_function(route.function, kwargs))
+            return await self.http_invoker(route, request, params, body)
+        except FunctionFailed as failure:
+            logger.error("function %s failed: %s", route.name, failure)
+            return web.Response(status=500)
         except Exception:
             logger.exception("function %s raised", route.name)
             return web.Response(status=500)
@@ -275,6 +290,22 @@ class DevHost:
         return web.Response(status=202)
 
 
+async def invoke_in_process(
+    route: HttpRoute, request: web.BaseRequest, params: dict[str, str], body: bytes
+) -> web.StreamResponse:
+    """The direct path: a ``func.HttpRequest`` for the function, called on this loop (async) or in its thread pool (sync)."""
+    http_request = func.HttpRequest(
+        method=request.method,
+        url=str(request.url),
+        headers=_joined(request.headers, ",", lower=True),
+        params=_joined(request.query, ",", keep_empty=False),
+        route_params=params,
+        body=body,
+    )
+    kwargs = _arguments(route.function, route.name, route.param_name, http_request)
+    return to_aiohttp(await call_function(route.function, kwargs))
+
+
 def is_json_media_type(content_type: str) -> bool:
     """``application/json``, ``text/json`` or ``application/*+json``: what the host's JSON input formatter reads."""
     media_type = content_type.strip().lower()
@@ -303,11 +334,11 @@ def _refused_before_dispatch(request: web.BaseRequest) -> Rejection | None:
     return None
 
 
-def create_server(app: Any, settings: HostSettings | None = None) -> DevHostServer:
+def create_server(app: Any, settings: HostSettings | None = None, http_invoker: HttpInvoker | None = None) -> DevHostServer:
     """An aiohttp low-level server for ``app`` (a func.FunctionApp, or a FunctionTable from function_table)."""
     settings = settings or HostSettings()
-    table = app if isinstance(app, FunctionTable) else function_table(app)
-    return DevHostServer(DevHost(table, routes_for(table, settings.route_prefix), settings).handle)
+    table = function_table(app)
+    return DevHostServer(DevHost(table, routes_for(table, settings.route_prefix), settings, http_invoker).handle)
 
 
 @dataclass
@@ -321,9 +352,11 @@ class RunningHost:
         await self.runner.cleanup()
 
 
-async def start_server(app: Any, settings: HostSettings, host: str = "127.0.0.1", port: int = 0) -> RunningHost:
+async def start_server(
+    app: Any, settings: HostSettings, host: str = "127.0.0.1", port: int = 0, http_invoker: HttpInvoker | None = None
+) -> RunningHost:
     """Listen on ``host:port`` (0: a free port) on the running loop, the way ``python -m devhost`` does."""
-    runner = web.ServerRunner(create_server(app, settings), handle_signals=False)
+    runner = web.ServerRunner(create_server(app, settings, http_invoker), handle_signals=False)
     await runner.setup()
     try:
         await web.TCPSite(runner, host, port).start()
@@ -335,4 +368,16 @@ async def start_server(app: Any, settings: HostSettings, host: str = "127.0.0.1"
     return RunningHost(runner, f"http://{shown}:{bound_port}")
 
 
-__all__ = ["DevHost", "RunningHost", "authorized", "build_routes", "call_function", "create_server", "start_server", "to_aiohttp"]
+__all__ = [
+    "DevHost",
+    "FunctionFailed",
+    "HttpInvoker",
+    "RunningHost",
+    "authorized",
+    "build_routes",
+    "call_function",
+    "create_server",
+    "invoke_in_process",
+    "start_server",
+    "to_aiohttp",
+]

@@ -9,9 +9,12 @@ CORS for any origin (``*``) together with credentials, and a negative body limit
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
+import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,6 +61,29 @@ class HostSettings:
 
     def enforced_levels(self) -> list[str]:
         return [level for level, key in (("function", self.function_key), ("admin", self.master_key)) if key]
+
+
+#: Where functions run: ``runtime`` (inside Microsoft's azure-functions-runtime, in a worker process: devhost.rpc),
+#: ``direct`` (called by devhost in its own process), ``auto`` (runtime on Python 3.13+ when it is installed).
+WORKER_SETTING = "DEVHOST_WORKER"
+WORKER_MODES = ("auto", "runtime", "direct")
+
+
+def runtime_available() -> bool:
+    """azure-functions-runtime runs on Python 3.13+ only (its wheel requires it), and must be installed."""
+    return sys.version_info >= (3, 13) and importlib.util.find_spec("azure_functions_runtime") is not None
+
+
+def worker_mode(env: Mapping[str, str]) -> str:
+    """``runtime`` or ``direct`` from DEVHOST_WORKER; HostSettingsError for an unknown value or a runtime that cannot run."""
+    choice = (env.get(WORKER_SETTING) or "auto").strip().lower()
+    if choice not in WORKER_MODES:
+        raise HostSettingsError(f"{WORKER_SETTING} must be one of {', '.join(WORKER_MODES)}")
+    if choice == "direct" or (choice == "auto" and not runtime_available()):
+        return "direct"
+    if not runtime_available():
+        raise HostSettingsError(f"{WORKER_SETTING}=runtime needs Python 3.13+ with azure-functions-runtime installed")
+    return "runtime"
 
 
 def _read_json(path: Path) -> dict[str, Any]:

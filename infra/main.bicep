@@ -26,6 +26,9 @@ Email Service Owner (09976791-48a7-449e-bb21-39d1a415f350). Contributor
 param acsRoleDefinitionId string = '09976791-48a7-449e-bb21-39d1a415f350'
 
 // --- Function App -----------------------------------------------------------------------
+@description('Python of the Function App. 3.13 (default): the Functions Python runtime is the one requirements.txt pins (azure-functions-runtime), azure-functions 2.x. 3.11 and 3.12 run the platform\'s built-in worker and azure-functions 1.x, from the same requirements.txt (see README, Python versions).')
+@allowed(['3.11', '3.12', '3.13'])
+param pythonVersion string = '3.13'
 @description('Browser origins allowed by CORS, comma-separated, e.g. "https://app.example.com,https://admin.example.com". Never "*" in production.')
 param corsAllowedOrigins string = ''
 @allowed([2048, 4096])
@@ -160,6 +163,7 @@ module api 'modules/functionapp.bicep' = {
     applicationInsightsConnectionString: monitoring.outputs.connectionString
     acsEndpoint: acs.outputs.endpoint
     corsAllowedOrigins: corsOrigins
+    pythonVersion: pythonVersion
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     requestBodySizeLimitBytes: requestBodySizeLimitBytes

@@ -2,7 +2,8 @@
 // App Service Authentication (Easy Auth).
 //
 // Flex Consumption notes:
-// - The runtime (python 3.11) is set in functionAppConfig.runtime. FUNCTIONS_WORKER_RUNTIME,
+// - The runtime (python, pythonVersion: 3.13 by default) is set in functionAppConfig.runtime. On 3.13 the
+//   Functions Python runtime itself is the azure-functions-runtime that requirements.txt pins. FUNCTIONS_WORKER_RUNTIME,
 //   FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE, WEBSITE_CONTENTSHARE and
 //   WEBSITE_CONTENTAZUREFILECONNECTIONSTRING are not app settings on this plan (the platform
 //   rejects or ignores them), so none is set here.
@@ -27,6 +28,10 @@ param acsEndpoint string
 
 @description('Origins allowed to call the API from a browser (no "*" in production).')
 param corsAllowedOrigins array = []
+
+@description('Python version of the Flex Consumption runtime (Flex Consumption runs 3.10 to 3.13).')
+@allowed(['3.11', '3.12', '3.13'])
+param pythonVersion string = '3.13'
 
 @allowed([2048, 4096])
 param instanceMemoryMB int = 2048
@@ -137,7 +142,7 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       }
       runtime: {
         name: 'python'
-        version: '3.11'
+        version: pythonVersion
       }
     }
   }

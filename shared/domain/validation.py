@@ -56,3 +56,21 @@ def _checked_string(value: object, field: str, name: str, max_chars: int) -> str
     if len(value) > max_chars:
         raise InvalidRequestError(f"{name} is longer than {max_chars} characters.", code="invalid_body", target=field)
     return value
+
+
+#: JSON this service accepts is flat; anything nested deeper than this is refused the same way on
+#: every Python (3.11's json gives up near 1,000 levels with RecursionError, 3.13's parses far deeper).
+MAX_JSON_DEPTH = 32
+
+
+def nested_deeper_than(value: object, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether a parsed JSON value nests arrays/objects more than ``limit`` levels (iterative: no recursion)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False

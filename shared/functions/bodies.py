@@ -8,6 +8,7 @@ from typing import Any
 import azure.functions as func
 
 from shared.domain.errors import InvalidRequestError
+from shared.domain.validation import nested_deeper_than
 from shared.functions.http import RequestRejected
 
 #: Token requests are tiny; anything bigger is a mistake or an attack.
@@ -38,9 +39,12 @@ def read_json(req: func.HttpRequest, *, required: bool) -> Any:
     if content_type != "application/json" and not content_type.endswith("+json"):
         raise RequestRejected(415, "unsupported_media_type", "Send the body as application/json.")
     try:
-        return json.loads(body)
+        value = json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise InvalidRequestError("The request body is not valid JSON.", code="invalid_json") from None
+    if nested_deeper_than(value):
+        raise InvalidRequestError("The request body is not valid JSON here: it is nested too deeply.", code="invalid_json")
+    return value
 
 
 def read_json_object(req: func.HttpRequest, *, required: bool) -> dict[str, Any]:

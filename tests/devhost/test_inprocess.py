@@ -121,7 +121,10 @@ async def test_repeated_headers_query_values_and_cookies(inproc):
     raw = await reader.read()
     writer.close()
     body = json.loads(raw.split(b"\r\n\r\n", 1)[1])
-    assert body["params"] == {"x": "1,2"} and body["header"] == "p, q"
+    # The host joins repeated values with "," (ASP.NET Core StringValues.ToString(); Azure/azure-functions-host
+    # GrpcMessageConversionExtensions.ToRpcHttp), and writes cookies with CookieOptions' default path "/"
+    # (the worker moves Set-Cookie headers into RpcHttp.cookies: azure.functions http.HttpResponseConverter).
+    assert body["params"] == {"x": "1,2"} and body["header"] == "p,q"
     async with session.get(f"{base}/api/cookies") as response:
-        assert response.status == 204 and response.headers.getall("Set-Cookie") == ["a=1", "b=2"]
+        assert response.status == 204 and response.headers.getall("Set-Cookie") == ["a=1; path=/", "b=2; path=/"]
         assert await response.read() == b""

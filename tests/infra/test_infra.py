@@ -249,12 +249,19 @@ def test_bicep_defaults_are_valid_settings_for_the_code() -> None:
 # ---------------------------------------------------------------------------- Flex Consumption
 
 
-def test_function_app_is_flex_consumption_python_311_with_identity_deployment() -> None:
+def test_function_app_is_flex_consumption_python_313_with_identity_deployment() -> None:
     bicep = BicepFile(FUNCTION_APP)
     [plan] = bicep.resources("Microsoft.Web/serverfarms")
     assert plan.object("sku") == {"tier": "'FlexConsumption'", "name": "'FC1'"}
     [site] = bicep.resources("Microsoft.Web/sites")
-    assert site.object("properties", "functionAppConfig", "runtime") == {"name": "'python'", "version": "'3.11'"}
+    assert site.object("properties", "functionAppConfig", "runtime") == {"name": "'python'", "version": "pythonVersion"}
+    # 3.13 by default; 3.11/3.12 stay deployable (Flex Consumption runs Python 3.10-3.13: Microsoft Learn,
+    # "Supported languages in Azure Functions"; azure-functions-doctor's compatibility catalog agrees).
+    for file in (MAIN, FUNCTION_APP):
+        assert BicepFile(file).params["pythonVersion"].default == "'3.13'"
+        assert "@allowed(['3.11', '3.12', '3.13'])\nparam pythonVersion" in BicepFile(file).text
+    [api] = [m for m in BicepFile(MAIN).declarations("module") if m.symbol == "api"]
+    assert api.object("params")["pythonVersion"] == "pythonVersion"
     storage = site.object("properties", "functionAppConfig", "deployment", "storage")
     assert unquote(storage["type"]) == "blobContainer"
     auth = top_level_entries(storage["authentication"])
@@ -385,6 +392,7 @@ def test_main_parameters_file_is_azd_style_and_names_real_parameters() -> None:
     parameters = document["parameters"]
     assert parameters["environmentName"]["value"] == "${AZURE_ENV_NAME}"
     assert parameters["location"]["value"] == "${AZURE_LOCATION}"
+    assert parameters["pythonVersion"]["value"] == "${PYTHON_VERSION=3.13}"  # azd env set PYTHON_VERSION 3.11 to stay
     declared = BicepFile(MAIN).params
     assert set(parameters) <= set(declared), sorted(set(parameters) - set(declared))
     required = {name for name, p in declared.items() if p.default is None}
@@ -395,7 +403,8 @@ def test_azure_yaml_names_the_python_function_service() -> None:
     document = yaml.safe_load((REPO / "azure.yaml").read_text(encoding="utf-8"))
     assert document["name"]
     api = document["services"]["api"]
-    assert api == {"project": ".", "language": "python", "host": "function"}
+    # remoteBuild: pip runs on the deployed Python, so requirements.txt's markers choose for 3.13 (test_requirements.py).
+    assert api == {"project": ".", "language": "python", "host": "function", "remoteBuild": True}
     assert document.get("infra", {}).get("path", "infra") == "infra"
 
 

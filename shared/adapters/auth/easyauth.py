@@ -17,6 +17,7 @@ from shared.adapters.auth.headers import header
 from shared.adapters.lifecycle import AsyncClosable
 from shared.domain.caller import Caller, require_roles
 from shared.domain.errors import UnauthenticatedError
+from shared.domain.validation import nested_deeper_than
 
 ROLE_TYPES = {"roles", "groups", "http://schemas.microsoft.com/ws/2008/06/identity/claims/role"}
 OID_TYPES = {"oid", "http://schemas.microsoft.com/identity/claims/objectidentifier"}
@@ -27,7 +28,7 @@ def decode_principal(raw: str) -> dict[str, Any]:
         document = json.loads(base64.b64decode(raw + "=" * (-len(raw) % 4), validate=True))
     except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # nesting deeper than Python's limit
         raise UnauthenticatedError("The X-MS-CLIENT-PRINCIPAL header is malformed.") from None
-    if not isinstance(document, dict) or not isinstance(document.get("claims", []), list):
+    if not isinstance(document, dict) or not isinstance(document.get("claims", []), list) or nested_deeper_than(document):
         raise UnauthenticatedError("The X-MS-CLIENT-PRINCIPAL header is malformed.")
     return document
 

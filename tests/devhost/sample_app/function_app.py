@@ -112,3 +112,14 @@ async def header_sizes(req: func.HttpRequest) -> func.HttpResponse:
     """How much of the request reached the function (sizes only: values may be tokens)."""
     body = {"authorization_length": len(req.headers.get("authorization", "")), "count": len(req.headers)}
     return func.HttpResponse(json.dumps(body), mimetype="application/json")
+
+
+@app.route(route="whoami", methods=["GET"])
+def whoami(req: func.HttpRequest) -> func.HttpResponse:
+    """Where functions run (devhost's runtime path runs them in a worker process), and a log line from inside one."""
+    import logging
+    import sys
+
+    logging.getLogger("sample").warning("whoami ran")
+    body = {"pid": os.getpid(), "runtime": "azure_functions_runtime" in sys.modules, "python": list(sys.version_info[:2])}
+    return func.HttpResponse(json.dumps(body), mimetype="application/json")
