@@ -253,7 +253,13 @@ class TokenService:
 
     async def _create_and_issue(self, user_key: str, request: TokenRequest, *, replacing: IdentityRecord | None) -> TokenGrant:
         """A new identity in this resource, mapped create-if-absent (or in place of another resource's)."""
-        acs_user_id, token = await self._acs.create_identity_with_token(request.scopes, request.expires_in_minutes)
+        try:
+            acs_user_id, token = await self._acs.create_identity_with_token(request.scopes, request.expires_in_minutes)
+        except UnavailableError as error:
+            # A lost answer (a timeout) leaves it open whether ACS created the identity: if it did, it is an
+            # orphan nobody knows the id of. Logged so an operator can count them (README, "Orphan identities").
+            logger.warning("creating an ACS identity failed (%s); if ACS created it anyway it has no mapping", error.code)
+            raise
         now = self._clock()
         try:
             winner = await self._map(user_key, acs_user_id, now, replacing)
@@ -289,6 +295,8 @@ class TokenService:
                 return None
             except IdentityConflict as conflict:
                 existing = conflict.existing
+                if existing.acs_user_id == acs_user_id:
+                    return None  # our own write, retried by the storage client after a lost answer
                 if replacing is not None and existing.acs_user_id == replacing.acs_user_id:
                     replacing = existing  # the same old mapping, touched meanwhile (LastIssuedAt): replace it as it is now
                 elif existing.belongs_to(self._resource):

@@ -371,3 +371,16 @@ async def test_an_orphan_acs_would_not_delete_is_recorded_for_the_sweep(fakes: W
     [request] = fakes.ledger.requests.values()
     assert (request.action, request.acs_user_id, request.source) == ("delete", orphan, "orphan")
     assert request.row_key == request_row_key("delete", orphan_key(orphan))
+
+
+async def test_an_insert_whose_answer_was_lost_and_retried_is_recognised_as_ours(fakes: World) -> None:
+    real_insert = fakes.identities.insert
+
+    async def insert_then_conflict(user_key, acs_user_id, now, *, resource=None):
+        await real_insert(user_key, acs_user_id, now, resource=resource)  # stored, but the answer was lost ...
+        return await real_insert(user_key, acs_user_id, now, resource=resource)  # ... and the retry meets it
+
+    fakes.identities.insert = insert_then_conflict  # type: ignore[method-assign]
+    grant = await fakes.service.issue(ALICE, REQUEST)
+    assert fakes.identities.rows[ALICE.key].acs_user_id == grant.communication_user_id
+    assert fakes.acs.count("delete") == 0 and fakes.acs.is_valid(grant.token.token)  # not deleted as an "orphan"
