@@ -73,6 +73,21 @@ class IdentityConflict(Exception):
         self.existing = existing
 
 
+@dataclass(frozen=True)
+class AuditEntry:
+    """One line of the audit trail: what happened to whose identity, why, when. Never a token or a raw user id."""
+
+    #: the user's keyed reference (UserReferences, 32 hex digits): erasing the user leaves nothing that names them
+    user_ref: str
+    #: identity_created | identity_deleted | tokens_revoked
+    event: str
+    #: who or what did it: user | operator | retention | session | campaign | orphan | replaced
+    source: str
+    reason: str
+    at: datetime
+    acs_user_id: str = ""
+
+
 Action = Literal["revoke", "delete"]
 ACTIONS: tuple[Action, ...] = ("revoke", "delete")
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from shared.domain.caller import Caller
-from shared.domain.models import Action, IdentityRecord, IssuedToken, RevocationRequest
+from shared.domain.models import Action, AuditEntry, IdentityRecord, IssuedToken, RevocationRequest
 
 
 class AcsIdentityService(Protocol):
@@ -108,6 +108,22 @@ class RevocationLedger(Protocol):
     async def save_status(self, name: str, document: Mapping[str, Any]) -> None: ...
 
     async def load_status(self, name: str) -> dict[str, Any] | None: ...
+
+    async def close(self) -> None: ...
+
+
+class AuditLog(Protocol):
+    """The append-only audit trail, one partition per user reference."""
+
+    async def append(self, entry: AuditEntry) -> None: ...
+
+    def history(self, user_ref: str, limit: int = 100) -> AsyncIterator[AuditEntry]:
+        """A user's entries, newest first."""
+        ...
+
+    async def prune(self, before: datetime, limit: int = 1000) -> int:
+        """Delete up to ``limit`` entries older than ``before``; how many went."""
+        ...
 
     async def close(self) -> None: ...
 

@@ -29,6 +29,7 @@ from enum import Enum
 from shared.domain.caller import Caller, orphan_key
 from shared.domain.clock import format_utc, utc_now
 from shared.domain.errors import ForeignIdentityError, NotFoundError, ServiceError, ThrottledError, UnavailableError
+from shared.domain.journal import Journal
 from shared.domain.models import IdentityConflict, IdentityRecord, IssuedToken
 from shared.domain.policy import TokenRequest
 from shared.domain.ports import AcsIdentityService, IdentityMap, RevocationLedger
@@ -92,12 +93,15 @@ class TokenService:
         *,
         resource: str = "",
         revoke_limiter: PerUserRateLimiter | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._acs = acs
         self._identities = identities
         #: where revokes and deletes are recorded first, so a failed call is finished by the sweep
         self._ledger = ledger
-        self._executor = RevocationExecutor(acs, identities, ledger, clock)
+        #: the audit trail and metrics
+        self._journal = journal or Journal()
+        self._executor = RevocationExecutor(acs, identities, ledger, clock, journal=self._journal)
         self._limiter = limiter
         #: revokes and deletes per user: each can cost an ACS call from the resource's 500 per 30 s
         self._revoke_limiter = revoke_limiter or PerUserRateLimiter(0)
@@ -123,7 +127,10 @@ class TokenService:
         """Get-or-create the caller's ACS identity and issue a token."""
         self._limiter.acquire(caller.key)
         grant, foreign = await self._issue_for_existing(caller.key, request)
-        return grant if grant is not None else await self._create_and_issue(caller.key, request, replacing=foreign)
+        if grant is None:
+            grant = await self._create_and_issue(caller.key, request, replacing=foreign)
+        self._journal.token_issued("issue")
+        return grant
 
     async def refresh(self, caller: Caller, request: TokenRequest) -> TokenGrant:
         """A new token for the caller's existing identity; never creates one (NotFoundError).
@@ -134,6 +141,7 @@ class TokenService:
         grant, _ = await self._issue_for_existing(caller.key, request)
         if grant is None:
             raise NotFoundError("This user has no ACS identity yet.")
+        self._journal.token_issued("refresh")
         return grant
 
     async def revoke(self, caller: Caller) -> Completion:
@@ -195,7 +203,9 @@ class TokenService:
     async def exchange_teams_token(self, caller: Caller, teams_token: str, client_id: str, user_object_id: str) -> IssuedToken:
         """A Teams user's Entra ID token for an ACS token (the caller's own rate limit applies)."""
         self._limiter.acquire(caller.key)
-        return await self._acs.exchange_teams_token(teams_token, client_id, user_object_id)
+        token = await self._acs.exchange_teams_token(teams_token, client_id, user_object_id)
+        self._journal.token_issued("teams")
+        return token
 
     # ------------------------------------------------------------------ internals
 
@@ -279,6 +289,12 @@ class TokenService:
             await self._delete_orphan(acs_user_id)
             raise
         self._remember(user_key, acs_user_id)
+        if replacing is None:
+            await self._journal.identity_created(user_key, acs_user_id, "user", "first token")
+        else:
+            await self._journal.identity_created(
+                user_key, acs_user_id, "replaced", "the mapped identity is another ACS resource's"
+            )
         return TokenGrant(acs_user_id, token, request.scopes)
 
     async def _map(
@@ -309,6 +325,7 @@ class TokenService:
         """Delete an identity no mapping points at; if ACS cannot now, record it so the sweep does."""
         try:
             await self._acs.delete_identity(acs_user_id)
+            await self._journal.identity_deleted(orphan_key(acs_user_id), acs_user_id, "orphan", "its mapping was not written")
             return
         except NotFoundError:
             return

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from shared.domain.errors import ForeignIdentityError, NotFoundError
+from shared.domain.journal import Journal
 from shared.domain.models import RevocationRequest
 from shared.domain.ports import AcsIdentityService, IdentityMap, RevocationLedger
 from shared.domain.revocation.pacing import Pacer, Unpaced
@@ -31,8 +32,11 @@ class RevocationExecutor:
         *,
         revoke_pacer: Pacer | None = None,
         delete_pacer: Pacer | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._acs = acs
+        #: the audit trail and metrics: every revocation and deletion carried out is told there
+        self.journal = journal or Journal()
         self._identities = identities
         self._ledger = ledger
         self._clock = clock
@@ -76,6 +80,8 @@ class RevocationExecutor:
         elif request.action == "revoke":
             started = self._clock()  # recorded as LastRevokedAt: ACS revoked at this moment or later
             outcome = await self.revoke(acs_user_id)
+            if outcome is Outcome.REVOKED:
+                await self.journal.tokens_revoked(request.user_key, acs_user_id, request.source, request.reason)
             if mapped and outcome is Outcome.REVOKED:
                 await self._identities.record_revoked(request.user_key, started)
             elif mapped and outcome is Outcome.ALREADY_GONE:
@@ -83,6 +89,8 @@ class RevocationExecutor:
             # FOREIGN: the mapping stays; the user's next token request replaces it with one of this resource
         else:
             outcome = await self.delete(acs_user_id)
+            if outcome is Outcome.DELETED:
+                await self.journal.identity_deleted(request.user_key, acs_user_id, request.source, request.reason)
             if mapped:
                 await self._identities.delete(request.user_key)
         # Only now, after ACS answered: a crash before this line repeats the (idempotent) call.

@@ -93,15 +93,19 @@ class ItemProcessor:
         if item.kind == "session":
             if not policy.session_due(record):
                 return Outcome.SKIPPED
+            started = self._clock()
             outcome = await self._executor.revoke(record.acs_user_id)
             if outcome is Outcome.REVOKED:
-                await self._identities.record_revoked(record.user_key, self._clock())
+                await self._identities.record_revoked(record.user_key, started)
+                await self._executor.journal.tokens_revoked(record.user_key, record.acs_user_id, "session", "maximum session age")
             return outcome
         if not policy.retention_due(record):
             return Outcome.SKIPPED
         outcome = await self._executor.delete(record.acs_user_id)
         if outcome is Outcome.FOREIGN:
             return outcome  # ACS says it is another resource's (a mapping older than AcsResource): keep it
+        if outcome is Outcome.DELETED:
+            await self._executor.journal.identity_deleted(record.user_key, record.acs_user_id, "retention", "idle past retention")
         # Conditional on the ETag read above: a user who got a token meanwhile keeps the mapping
         # (its identity is gone, so the token service maps them to a new one on the next call).
         await self._identities.delete(record.user_key, etag=record.etag)

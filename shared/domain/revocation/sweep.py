@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from shared.domain.clock import format_utc, parse_utc, utc_now
+from shared.domain.journal import Journal
 from shared.domain.ports import AcsIdentityService, BatchQueue, IdentityMap, RevocationLedger
 from shared.domain.revocation.execution import RevocationExecutor
 from shared.domain.revocation.pacing import RatePacer
@@ -287,6 +288,7 @@ def build_sweeper(
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     resource: str = "",
+    journal: Journal | None = None,
 ) -> Sweeper:
     """A sweeper over given ports: one pacer per ACS operation, burst at most one second's worth.
 
@@ -301,6 +303,7 @@ def build_sweeper(
         clock,
         revoke_pacer=RatePacer(settings.rate_per_second, burst, clock=monotonic, sleep=sleep),
         delete_pacer=RatePacer(settings.rate_per_second, burst, clock=monotonic, sleep=sleep),
+        journal=journal,
     )
     processor = ItemProcessor(executor, identities, ledger, clock, sleep=sleep, resource=resource)
     return Sweeper(processor, identities, ledger, queue, settings, max_token_minutes, clock=clock, monotonic=monotonic)
