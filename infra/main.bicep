@@ -76,6 +76,9 @@ param revocationTimeBudgetSeconds string = '240'
 param revocationBatchSize string = '200'
 param maxSessionHours string = '0'
 param identityRetentionDays string = '0'
+@description('The audit trail\'s table, and how many days its entries are kept (pruned by the revocation sweep).')
+param auditTableName string = 'acsaudit'
+param auditRetentionDays string = '90'
 
 var tags = { 'azd-env-name': environmentName }
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
@@ -195,6 +198,8 @@ module api 'modules/functionapp.bicep' = {
     revocationBatchSize: revocationBatchSize
     maxSessionHours: maxSessionHours
     identityRetentionDays: identityRetentionDays
+    auditTableName: auditTableName
+    auditRetentionDays: auditRetentionDays
   }
 }
 

@@ -22,12 +22,15 @@ from collections.abc import Callable, Mapping
 from functools import cached_property
 
 from shared.adapters.acs import AcsIdentityClient
+from shared.adapters.audit import TableAuditLog
 from shared.adapters.auth import create_authenticator
 from shared.adapters.fanout import QueueFanout
 from shared.adapters.identity_map import TableIdentityMap
 from shared.adapters.ledger import TableRevocationLedger, TableSecrets
 from shared.adapters.lifecycle import AsyncClosable
 from shared.adapters.telemetry import configure_telemetry
+from shared.domain.journal import Journal
+from shared.domain.lookup import IdentityLookup
 from shared.domain.policy import TokenPolicy
 from shared.domain.ports import Authenticator, SecretStore
 from shared.domain.ratelimit import PerUserRateLimiter
@@ -36,9 +39,11 @@ from shared.domain.revocation.sweep import RevocationSettings, Sweeper, build_sw
 from shared.domain.token_service import TokenService
 from shared.settings import (
     AcsSettings,
+    AuditSettings,
     AuthSettings,
     StorageSettings,
     load_acs_settings,
+    load_audit_settings,
     load_auth_settings,
     load_revocation_settings,
     load_storage_settings,
@@ -59,6 +64,8 @@ class Services(AsyncClosable):
         self._ledger: TableRevocationLedger | None = None
         self._secrets: TableSecrets | None = None
         self._user_refs: UserReferences | None = None
+        self._audit: TableAuditLog | None = None
+        self._journal: Journal | None = None
         self._fanout: QueueFanout | None = None
         self._authenticator: Authenticator | None = None
         self._token_service: TokenService | None = None
@@ -91,6 +98,10 @@ class Services(AsyncClosable):
     @cached_property
     def revocation_settings(self) -> RevocationSettings:
         return load_revocation_settings(self.env)
+
+    @cached_property
+    def audit_settings(self) -> AuditSettings:
+        return load_audit_settings(self.env)
 
     # ------------------------------------------------------------------ clients
 
@@ -133,6 +144,22 @@ class Services(AsyncClosable):
             self._secrets = TableSecrets.from_settings(self.storage_settings, table_name, self.env)
         return self._secrets
 
+    def audit(self) -> TableAuditLog:
+        """The append-only audit trail (AUDIT_TABLE_NAME)."""
+        if self._audit is None:
+            self._audit = TableAuditLog.from_settings(self.storage_settings, self.audit_settings.table_name, self.env)
+        return self._audit
+
+    def journal(self) -> Journal:
+        """Where identities created and deleted and revocations are told: the audit trail and the metrics."""
+        if self._journal is None:
+            self._journal = Journal(self.audit(), self.user_refs())
+        return self._journal
+
+    def lookup(self) -> IdentityLookup:
+        """The operators' identity lookups (built per call: it holds nothing of its own)."""
+        return IdentityLookup(self.identities(), self.ledger(), self.audit(), self.user_refs())
+
     def fanout(self) -> QueueFanout:
         if self._fanout is None:
             self._fanout = QueueFanout.from_settings(self.storage_settings, self.revocation_settings.queue_name, self.env)
@@ -156,6 +183,7 @@ class Services(AsyncClosable):
                 revoke_limiter=PerUserRateLimiter(
                     self.token_policy.revokes_per_user_per_hour, period_seconds=3600, what="revokes and deletes"
                 ),
+                journal=self.journal(),
             )
         return self._token_service
 
@@ -170,6 +198,9 @@ class Services(AsyncClosable):
                 self.revocation_settings,
                 self.token_policy.max_expiry_minutes,
                 resource=self.acs_settings.resource,
+                journal=self.journal(),
+                audit=self.audit(),
+                audit_retention_days=self.audit_settings.retention_days,
             )
         return self._sweeper
 
@@ -177,10 +208,21 @@ class Services(AsyncClosable):
 
     async def close(self) -> None:
         """Close every client built so far; the next use builds new ones (scripts that end their loop)."""
-        closables = (self._acs, self._sweep_acs, self._identities, self._ledger, self._fanout, self._authenticator, self._secrets)
+        closables = (
+            self._acs,
+            self._sweep_acs,
+            self._identities,
+            self._ledger,
+            self._fanout,
+            self._authenticator,
+            self._secrets,
+            self._audit,
+        )
         self._acs = self._sweep_acs = self._identities = self._ledger = self._fanout = None
         self._secrets = None
         self._user_refs = None
+        self._audit = None
+        self._journal = None
         self._authenticator = None
         self._token_service = None
         self._sweeper = None

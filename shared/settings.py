@@ -299,6 +299,22 @@ def load_token_policy(env: Mapping[str, str]) -> TokenPolicy:
     )
 
 
+@dataclass(frozen=True)
+class AuditSettings:
+    """Where the audit trail lives and how long it is kept."""
+
+    table_name: str
+    #: entries older than this are pruned by the sweep
+    retention_days: int
+
+
+def load_audit_settings(env: Mapping[str, str]) -> AuditSettings:
+    return AuditSettings(
+        table_name=_table_name(env, "AUDIT_TABLE_NAME", "acsaudit"),
+        retention_days=_int(env, "AUDIT_RETENTION_DAYS", 90, 1, 3660),
+    )
+
+
 def load_user_ref_key(env: Mapping[str, str]) -> str | None:
     """``USER_REF_KEY``: the secret behind logged user references; unset means generate one and keep it."""
     key = _get(env, "USER_REF_KEY")

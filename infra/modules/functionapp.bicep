@@ -86,6 +86,8 @@ param revocationTimeBudgetSeconds string = '240'
 param revocationBatchSize string = '200'
 param maxSessionHours string = '0'
 param identityRetentionDays string = '0'
+param auditTableName string = 'acsaudit'
+param auditRetentionDays string = '90'
 
 var storageSuffix = environment().suffixes.storage
 
@@ -195,6 +197,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     REVOCATION_BATCH_SIZE: revocationBatchSize
     MAX_SESSION_HOURS: maxSessionHours
     IDENTITY_RETENTION_DAYS: identityRetentionDays
+    AUDIT_TABLE_NAME: auditTableName
+    AUDIT_RETENTION_DAYS: auditRetentionDays
     // The Functions host's own request body limit (read by the host, not the app): just above the
     // app's 16 KiB, so no caller can make an instance buffer 100 MB before the app says 413.
     FUNCTIONS_REQUEST_BODY_SIZE_LIMIT: string(requestBodySizeLimitBytes)

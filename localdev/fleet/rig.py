@@ -142,7 +142,9 @@ class Fleet:
         from azure.data.tables import TableClient
 
         with TableClient.from_connection_string(self.azurite.connection_string, self.identity_table) as table:
-            return {entity["AcsUserId"]: entity["RowKey"] for entity in table.list_entities(select=["AcsUserId", "RowKey"])}
+            # mapping rows only: the reverse index's partitions start with "i"
+            rows = table.query_entities("PartitionKey lt 'i'", select=["AcsUserId", "RowKey"])
+            return {entity["AcsUserId"]: entity["RowKey"] for entity in rows}
 
     def timer_holder(self) -> str | None:
         """The instance holding the revocation timer's listener lock (from the lock blob), or None."""

@@ -15,13 +15,20 @@ Entity design (table ``IDENTITY_TABLE_NAME``):
   mapping of another ACS resource was replaced, ``PreviousAcsUserId``,
   ``PreviousAcsResource``, ``ReplacedAt`` (kept so an operator can see it).
 
+A reverse index (ACS id -> user) lives in the same table: ``PartitionKey`` = ``i`` plus
+the first two hex digits of SHA-256(ACS id), ``RowKey`` = that digest, fields ``AcsUserId``,
+``UserKey``, ``CreatedAt``. It is written before the mapping and deleted after it, so the only
+way the two can disagree after a crash is an index entry whose mapping is gone or points
+elsewhere: lookups check the map, and report and drop such entries.
+
 The revocation sweep reads the table once per run with a server-side filter on
-``LastIssuedAt`` (identities that may hold live tokens), each row once, page by
-page; nothing else needs a scan.
+``LastIssuedAt`` (identities that may hold live tokens; index rows have none), each row
+once, page by page; nothing else needs a scan.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -36,6 +43,7 @@ from shared.adapters.lifecycle import AsyncClosable
 from shared.adapters.storage import CreateOnce, table_client, unavailable
 from shared.domain.caller import user_digest
 from shared.domain.clock import as_utc
+from shared.domain.errors import UnavailableError
 from shared.domain.models import IdentityConflict, IdentityRecord
 from shared.settings import StorageSettings
 
@@ -50,6 +58,12 @@ def entity_keys(user_key: str) -> tuple[str, str]:
 def keys_for_row(row_key: str) -> tuple[str, str]:
     """(PartitionKey, RowKey) from a RowKey (the partition is its first two hex digits)."""
     return row_key[:2], row_key
+
+
+def index_keys(acs_user_id: str) -> tuple[str, str]:
+    """(PartitionKey, RowKey) of an ACS identity's reverse-index entry."""
+    digest = hashlib.sha256(acs_user_id.encode("utf-8")).hexdigest()
+    return f"i{digest[:2]}", digest
 
 
 def _optional_utc(value: datetime | None) -> datetime | None:
@@ -120,17 +134,53 @@ class TableIdentityMap(AsyncClosable):
     async def insert(self, user_key: str, acs_user_id: str, now: datetime, *, resource: str | None = None) -> IdentityRecord:
         """Create-if-absent; IdentityConflict carries the winner's record when we lost a race."""
         entity = _new_entity(user_key, acs_user_id, now, resource)
+        await self._index(user_key, acs_user_id, now)
         try:
-            await self._created.ensure()
             await self._table.create_entity(entity)
         except ResourceExistsError:
             existing = await self.get(user_key)
             if existing is None:  # deleted between our insert and read: try once more
                 return await self.insert(user_key, acs_user_id, now, resource=resource)
+            if existing.acs_user_id != acs_user_id:
+                await self._forget_index_quietly(acs_user_id)
             raise IdentityConflict(existing) from None
         except AzureError as error:
             raise unavailable(error, _WHAT) from None
         return IdentityRecord(user_key, acs_user_id, now, now, None, acs_resource=resource)
+
+    async def _index(self, user_key: str, acs_user_id: str, now: datetime) -> None:
+        """The reverse-index entry, written before the mapping it describes."""
+        partition, row = index_keys(acs_user_id)
+        entity = {"PartitionKey": partition, "RowKey": row, "AcsUserId": acs_user_id, "UserKey": user_key, "CreatedAt": now}
+        try:
+            await self._created.ensure()
+            await self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+
+    async def user_key_for(self, acs_user_id: str) -> str | None:
+        try:
+            await self._created.ensure()
+            entity = await self._table.get_entity(*index_keys(acs_user_id))
+        except ResourceNotFoundError:
+            return None
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return str(entity["UserKey"])
+
+    async def forget_index(self, acs_user_id: str) -> None:
+        try:
+            await self._created.ensure()
+            await self._table.delete_entity(*index_keys(acs_user_id))
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+
+    async def _forget_index_quietly(self, acs_user_id: str) -> None:
+        """Best effort: a leftover entry is found and dropped by the next lookup that meets it."""
+        try:
+            await self.forget_index(acs_user_id)
+        except UnavailableError:
+            pass
 
     async def replace(self, previous: IdentityRecord, acs_user_id: str, now: datetime, *, resource: str) -> IdentityRecord:
         """Replace a mapping of another ACS resource, conditional on its ETag; the old one stays as Previous*."""
@@ -140,8 +190,8 @@ class TableIdentityMap(AsyncClosable):
             "PreviousAcsResource": previous.acs_resource or "",
             "ReplacedAt": now,
         }
+        await self._index(previous.user_key, acs_user_id, now)  # the old identity's entry stays: "previous"
         try:
-            await self._created.ensure()
             await self._table.update_entity(
                 entity, mode=UpdateMode.REPLACE, etag=previous.etag, match_condition=MatchConditions.IfNotModified
             )
@@ -184,8 +234,8 @@ class TableIdentityMap(AsyncClosable):
     async def record_revoked(self, user_key: str, when: datetime) -> None:
         await self._merge(user_key, {"LastRevokedAt": when})
 
-    async def delete(self, user_key: str, *, etag: str | None = None) -> bool:
-        """One round trip; idempotent (the SDK treats a missing entity as deleted).
+    async def delete(self, user_key: str, *, etag: str | None = None, acs_user_id: str | None = None) -> bool:
+        """One round trip (two with ``acs_user_id``: its index entry too); idempotent.
 
         With ``etag``, delete only if the entity is unchanged since it was read; False if it changed.
         """
@@ -198,13 +248,17 @@ class TableIdentityMap(AsyncClosable):
             return False
         except AzureError as error:
             raise unavailable(error, _WHAT) from None
+        if acs_user_id is not None:
+            await self._forget_index_quietly(acs_user_id)
         return True
 
     async def iter_records(
         self, *, issued_since: datetime | None = None, issued_before: datetime | None = None, page_size: int = 1000
     ) -> AsyncIterator[IdentityRecord]:
         """One pass over the table (server-side filter on LastIssuedAt), each row once, page by page."""
-        clauses, parameters = [], {}
+        # Mapping rows only: their partitions are two hex digits; the reverse index's start with "i".
+        clauses: list[str] = ["PartitionKey lt @index"]
+        parameters: dict[str, Any] = {"index": "i"}
         if issued_since is not None:
             clauses.append("LastIssuedAt ge @since")
             parameters["since"] = issued_since
@@ -213,10 +267,7 @@ class TableIdentityMap(AsyncClosable):
             parameters["before"] = issued_before
         try:
             await self._created.ensure()
-            if not clauses:
-                pages = self._table.list_entities(results_per_page=page_size)
-            else:
-                pages = self._table.query_entities(" and ".join(clauses), parameters=parameters, results_per_page=page_size)
+            pages = self._table.query_entities(" and ".join(clauses), parameters=parameters, results_per_page=page_size)
             async for entity in pages:
                 yield _record(entity)
         except AzureError as error:

@@ -67,8 +67,19 @@ class IdentityMap(Protocol):
 
     async def record_revoked(self, user_key: str, when: datetime) -> None: ...
 
-    async def delete(self, user_key: str, *, etag: str | None = None) -> bool:
-        """Idempotent; with ``etag``, only if unchanged since read (False if it changed)."""
+    async def delete(self, user_key: str, *, etag: str | None = None, acs_user_id: str | None = None) -> bool:
+        """Idempotent; with ``etag``, only if unchanged since read (False if it changed).
+
+        With ``acs_user_id``, that identity's reverse-index entry goes too once the mapping is gone.
+        """
+        ...
+
+    async def user_key_for(self, acs_user_id: str) -> str | None:
+        """The reverse index: which user an ACS identity was mapped to (check the map: it may be stale)."""
+        ...
+
+    async def forget_index(self, acs_user_id: str) -> None:
+        """Drop a reverse-index entry whose mapping is gone (a crash between the two writes)."""
         ...
 
     def iter_records(

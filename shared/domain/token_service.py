@@ -186,13 +186,13 @@ class TokenService:
         if record is None:
             return Completion.NOTHING_TO_DO
         if not record.belongs_to(self._resource):
-            await self._identities.delete(caller.key)
+            await self._identities.delete(caller.key, acs_user_id=record.acs_user_id)
             logger.warning("deleted a mapping to another ACS resource's identity; delete that identity in its own resource")
             return Completion.DONE
         request = await self._ledger.record(
             "delete", caller.key, reason="user deleted identity", source="user", now=self._clock(), acs_user_id=record.acs_user_id
         )
-        await self._identities.delete(caller.key)
+        await self._identities.delete(caller.key, acs_user_id=record.acs_user_id)
         self._forget(caller.key)  # again: a concurrent request may have cached it meanwhile
         try:
             await self._executor.carry_out(request, mapped_acs_user_id=None)

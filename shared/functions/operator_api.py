@@ -14,7 +14,7 @@ import azure.functions as func
 from shared.composition import Services
 from shared.domain.caller import user_key
 from shared.domain.clock import utc_now
-from shared.domain.errors import InvalidRequestError
+from shared.domain.errors import InvalidRequestError, NotFoundError
 from shared.domain.models import ACTIONS, Action
 from shared.domain.revocation.sweep import CHECKPOINT, LAST_BATCH, LAST_RUN
 from shared.domain.validation import reject_unknown_fields, required_string, string_field
@@ -26,6 +26,7 @@ REQUEST_FIELDS = frozenset({"userId", "provider", "reason", "action"})
 MAX_REQUESTS_PER_CALL = 100
 MAX_ID_CHARS = 256
 MAX_REASON_CHARS = 200
+LOOKUP_FIELDS = frozenset({"userId", "provider"})
 
 
 def default_provider(auth: AuthSettings) -> str | None:
@@ -112,5 +113,35 @@ def operator_api(services: Services) -> func.Blueprint:
                 "poisonMessages": await services.fanout().poison_count(),
             },
         )
+
+    @bp.function_name("lookup_user")
+    @bp.route(route="ops/identities", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
+    @api_endpoint("lookup_user", ("GET",))
+    async def lookup_user(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
+        """GET /api/ops/identities?userId=…[&provider=…] (function key): a user's ACS identity, requests and history."""
+        query = dict(req.params)
+        reject_unknown_fields(query, LOOKUP_FIELDS)
+        user_id = required_string(query, "userId", max_chars=MAX_ID_CHARS)
+        provider = string_field(query, "provider", max_chars=MAX_ID_CHARS, required=False) or default_provider(
+            services.auth_settings
+        )
+        if provider is None:
+            raise InvalidRequestError(
+                "provider is required with AUTH_MODE=easyauth (the identity provider, e.g. aad).",
+                code="invalid_query",
+                target="provider",
+            )
+        return json_response(200, await services.lookup().by_user(provider, user_id))
+
+    @bp.function_name("lookup_identity")
+    @bp.route(route="ops/identities/{acsUserId}", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
+    @api_endpoint("lookup_identity", ("GET",))
+    async def lookup_identity(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
+        """GET /api/ops/identities/{acsUserId} (function key): the app user an ACS identity belongs (or belonged) to."""
+        acs_user_id = required_string(dict(req.route_params), "acsUserId", max_chars=MAX_ID_CHARS)
+        found = await services.lookup().by_acs_id(acs_user_id)
+        if found is None:
+            raise NotFoundError("No app user is mapped to this ACS identity (nor was, as far as the index knows).")
+        return json_response(200, found)
 
     return bp

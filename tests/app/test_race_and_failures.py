@@ -8,6 +8,7 @@ import pytest
 import requests
 from azure.data.tables import TableClient
 
+from tests.support import MAPPING_ROWS
 from tests.support.app_process import as_user, post_json
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,7 @@ def test_concurrent_first_calls_yield_one_identity_and_no_orphans(dev_app, azuri
         assert emulator.validate(response.json()["token"])["valid"] is True
 
     with TableClient.from_connection_string(azurite.connection_string, table_name=dev_app.table_name) as table:
-        rows = [row for row in table.list_entities() if row["AcsUserId"] == acs_id]
+        rows = [row for row in table.query_entities(MAPPING_ROWS) if row["AcsUserId"] == acs_id]
     assert len(rows) == 1
 
     # Every identity created by a losing request was deleted again: exactly one more live identity.

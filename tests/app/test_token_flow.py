@@ -8,6 +8,7 @@ import pytest
 import requests
 from azure.data.tables import TableClient
 
+from tests.support import MAPPING_ROWS
 from tests.support.app_process import as_user, post_json
 
 pytestmark = pytest.mark.integration
@@ -15,7 +16,7 @@ pytestmark = pytest.mark.integration
 
 def mapping_rows(azurite, app, acs_user_id: str) -> list[dict]:
     with TableClient.from_connection_string(azurite.connection_string, table_name=app.table_name) as table:
-        return list(table.query_entities("AcsUserId eq @id", parameters={"id": acs_user_id}))
+        return list(table.query_entities(f"{MAPPING_ROWS} and AcsUserId eq @id", parameters={"id": acs_user_id}))
 
 
 def parse_rfc3339(value: str) -> datetime:

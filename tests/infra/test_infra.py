@@ -55,6 +55,8 @@ AZURE_SETTINGS: frozenset[str] = frozenset(
         "REVOCATION_BATCH_SIZE",
         "MAX_SESSION_HOURS",
         "IDENTITY_RETENTION_DAYS",
+        "AUDIT_TABLE_NAME",
+        "AUDIT_RETENTION_DAYS",
         "AzureWebJobsStorage__credential",
         "AzureWebJobsStorage__clientId",
         "AzureWebJobsStorage__blobServiceUri",
@@ -223,6 +225,8 @@ def test_acs_endpoint_comes_from_the_acs_resource_host_name() -> None:
         ("REVOCATION_BATCH_SIZE", "200"),
         ("MAX_SESSION_HOURS", "0"),
         ("IDENTITY_RETENTION_DAYS", "0"),
+        ("AUDIT_TABLE_NAME", "acsaudit"),
+        ("AUDIT_RETENTION_DAYS", "90"),
     ],
 )
 def test_defaults_in_both_bicep_files(setting: str, expected: str) -> None:

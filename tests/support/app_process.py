@@ -49,6 +49,8 @@ class AppProcess:
     process: subprocess.Popen
     table_name: str
     log_lines: list[str] = field(default_factory=list)
+    #: the settings the app was started with (beyond the blanked sample)
+    env: dict[str, str] = field(default_factory=dict)
 
     def api(self, path: str) -> str:
         return f"{self.url}/api/{path.lstrip('/')}"
@@ -77,7 +79,7 @@ def launch_app(env_overrides: dict[str, str]) -> AppProcess:
         stderr=subprocess.PIPE,
         text=True,
     )
-    app = AppProcess(url="", process=process, table_name=table_name)
+    app = AppProcess(url="", process=process, table_name=table_name, env=dict(env_overrides))
     threading.Thread(target=lambda: app.log_lines.extend(iter(process.stderr.readline, "")), daemon=True).start()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:

@@ -23,7 +23,16 @@ from typing import Any
 from shared.domain.caller import user_digest
 from shared.domain.clock import utc_now
 from shared.domain.errors import ForeignIdentityError, NotFoundError, ServiceError
-from shared.domain.models import Action, IdentityConflict, IdentityRecord, IssuedToken, RevocationRequest, request_row_key
+from shared.domain.models import (
+    Action,
+    AuditEntry,
+    IdentityConflict,
+    IdentityRecord,
+    IssuedToken,
+    RevocationRequest,
+    request_row_key,
+)
+from shared.domain.ports import AcsIdentityService, AuditLog, BatchQueue, IdentityMap, RevocationLedger, SecretStore
 
 
 class FailurePlan:
@@ -126,6 +135,7 @@ class FakeIdentityMap(FailurePlan):
     def __init__(self) -> None:
         super().__init__()
         self.rows: dict[str, IdentityRecord] = {}  # user key -> record
+        self.index: dict[str, str] = {}  # ACS id -> user key (the reverse index)
         self.calls: Counter[str] = Counter()
         self._etags = itertools.count(1)
 
@@ -151,7 +161,10 @@ class FakeIdentityMap(FailurePlan):
     async def insert(self, user_key: str, acs_user_id: str, now: datetime, *, resource: str | None = None) -> IdentityRecord:
         self.calls["insert"] += 1
         await self.step("insert")
+        self.index[acs_user_id] = user_key  # written before the mapping, as the adapter does
         if user_key in self.rows:
+            if self.rows[user_key].acs_user_id != acs_user_id:
+                self.index.pop(acs_user_id, None)
             raise IdentityConflict(self.rows[user_key])
         return self._stamp(IdentityRecord(user_key, acs_user_id, now, now, None, acs_resource=resource))
 
@@ -161,6 +174,7 @@ class FakeIdentityMap(FailurePlan):
         current = self.rows.get(previous.user_key)
         if current is None:
             return await self.insert(previous.user_key, acs_user_id, now, resource=resource)
+        self.index[acs_user_id] = previous.user_key
         if current.etag != previous.etag:
             raise IdentityConflict(current)
         replacement = IdentityRecord(
@@ -191,14 +205,24 @@ class FakeIdentityMap(FailurePlan):
         await self.step("record_revoked")
         await self._merge(user_key, last_revoked_at=when)
 
-    async def delete(self, user_key: str, *, etag: str | None = None) -> bool:
+    async def delete(self, user_key: str, *, etag: str | None = None, acs_user_id: str | None = None) -> bool:
         self.calls["delete"] += 1
         await self.step("delete")
         current = self.rows.get(user_key)
         if current is not None and etag is not None and current.etag != etag:
             return False
         self.rows.pop(user_key, None)
+        if acs_user_id is not None:
+            self.index.pop(acs_user_id, None)
         return True
+
+    async def user_key_for(self, acs_user_id: str) -> str | None:
+        await self.step("user_key_for")
+        return self.index.get(acs_user_id)
+
+    async def forget_index(self, acs_user_id: str) -> None:
+        await self.step("forget_index")
+        self.index.pop(acs_user_id, None)
 
     async def iter_records(
         self, *, issued_since: datetime | None = None, issued_before: datetime | None = None, page_size: int = 1000
@@ -348,3 +372,37 @@ class FakeSecrets:
 
     async def close(self) -> None:
         return None
+
+
+class FakeAudit:
+    """The audit trail in memory (:class:`shared.domain.ports.AuditLog`)."""
+
+    def __init__(self) -> None:
+        self.entries: list[AuditEntry] = []
+
+    async def append(self, entry: AuditEntry) -> None:
+        await asyncio.sleep(0)
+        self.entries.append(entry)
+
+    async def history(self, user_ref: str, limit: int = 100) -> AsyncIterator[AuditEntry]:
+        mine = [entry for entry in self.entries if entry.user_ref == user_ref]
+        for entry in sorted(mine, key=lambda e: e.at, reverse=True)[:limit]:
+            yield entry
+
+    async def prune(self, before: datetime, limit: int = 1000) -> int:
+        old = [entry for entry in self.entries if entry.at < before][:limit]
+        self.entries = [entry for entry in self.entries if entry not in old]
+        return len(old)
+
+    async def close(self) -> None:
+        return None
+
+
+def _fakes_implement_the_ports() -> None:
+    """Never called: mypy checks here that every fake keeps its port's contract."""
+    _acs: AcsIdentityService = FakeAcs()
+    _identities: IdentityMap = FakeIdentityMap()
+    _ledger: RevocationLedger = FakeLedger()
+    _queue: BatchQueue = FakeQueue()
+    _secrets: SecretStore = FakeSecrets()
+    _audit: AuditLog = FakeAudit()

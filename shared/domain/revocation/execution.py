@@ -92,7 +92,7 @@ class RevocationExecutor:
             if outcome is Outcome.DELETED:
                 await self.journal.identity_deleted(request.user_key, acs_user_id, request.source, request.reason)
             if mapped:
-                await self._identities.delete(request.user_key)
+                await self._identities.delete(request.user_key, acs_user_id=acs_user_id)
         # Only now, after ACS answered: a crash before this line repeats the (idempotent) call.
         await self._ledger.complete(request)
         return outcome
@@ -101,4 +101,4 @@ class RevocationExecutor:
         """Remove a mapping to an identity ACS no longer knows, unless it points elsewhere by now."""
         record = await self._identities.get(user_key)
         if record is not None and record.acs_user_id == acs_user_id:
-            await self._identities.delete(user_key, etag=record.etag)
+            await self._identities.delete(user_key, etag=record.etag, acs_user_id=acs_user_id)

@@ -108,5 +108,5 @@ class ItemProcessor:
             await self._executor.journal.identity_deleted(record.user_key, record.acs_user_id, "retention", "idle past retention")
         # Conditional on the ETag read above: a user who got a token meanwhile keeps the mapping
         # (its identity is gone, so the token service maps them to a new one on the next call).
-        await self._identities.delete(record.user_key, etag=record.etag)
+        await self._identities.delete(record.user_key, etag=record.etag, acs_user_id=record.acs_user_id)
         return outcome

@@ -19,8 +19,10 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 
 from shared.domain.clock import format_utc, parse_utc, utc_now
+from shared.domain.errors import UnavailableError
 from shared.domain.journal import Journal
-from shared.domain.ports import AcsIdentityService, BatchQueue, IdentityMap, RevocationLedger
+from shared.domain.metrics import SWEEP_BACKLOG
+from shared.domain.ports import AcsIdentityService, AuditLog, BatchQueue, IdentityMap, RevocationLedger
 from shared.domain.revocation.execution import RevocationExecutor
 from shared.domain.revocation.pacing import RatePacer
 from shared.domain.revocation.processor import ItemProcessor
@@ -33,6 +35,8 @@ LAST_RUN = "last-run"
 LAST_BATCH = "last-batch"
 #: a claimed item needs at most about this long, so claiming stops this much before the budget ends
 CLAIM_MARGIN_SECONDS = 2.0
+#: at most this many audit entries are pruned per timer run (the rest next time)
+AUDIT_PRUNE_PER_RUN = 1000
 #: a queue batch retries the policy items it could not do after this long
 BATCH_RETRY_DELAY_SECONDS = 60
 
@@ -77,6 +81,9 @@ class SweepSummary:
     fanned_out: int = 0
     batches: int = 0
     poison_messages: int = 0
+    #: revocation requests still waiting when the run ended (the backlog gauge)
+    pending: int = 0
+    audit_pruned: int = 0
     past_due: bool = False
     stopped_by_budget: bool = False
     duration_ms: int = 0
@@ -117,7 +124,14 @@ class Sweeper:
         *,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
+        journal: Journal | None = None,
+        audit: AuditLog | None = None,
+        audit_retention_days: int = 0,
     ) -> None:
+        self._journal = journal or Journal()
+        #: the audit trail, pruned of entries older than ``audit_retention_days`` by each timer run
+        self._audit = audit
+        self._audit_retention = timedelta(days=audit_retention_days) if audit_retention_days else None
         self._processor = processor
         self._identities = identities
         self._ledger = ledger
@@ -157,6 +171,7 @@ class Sweeper:
                 await leftover.aclose()
         if self._queue is not None:
             summary.poison_messages = await self._queue.poison_count()
+        await self._maintain(summary, now)
         summary.duration_ms = int((self._monotonic() - started) * 1000)
         await self._ledger.save_status(LAST_RUN, summary.to_json())
         logger.info(summary.log_line())
@@ -188,6 +203,16 @@ class Sweeper:
         await self._ledger.save_status(LAST_BATCH, summary.to_json())
         logger.info(summary.log_line())
         return summary
+
+    async def _maintain(self, summary: SweepSummary, now: datetime) -> None:
+        """Housekeeping after the work: the backlog gauge, and the audit trail's retention."""
+        summary.pending = (await self._ledger.count_pending())[0]
+        self._journal.metrics.set(SWEEP_BACKLOG, summary.pending)
+        if self._audit is not None and self._audit_retention is not None:
+            try:
+                summary.audit_pruned = await self._audit.prune(now - self._audit_retention, limit=AUDIT_PRUNE_PER_RUN)
+            except UnavailableError:
+                logger.warning("audit trail could not be pruned this run (storage unavailable)")
 
     # ------------------------------------------------------------------ planning
 
@@ -289,6 +314,8 @@ def build_sweeper(
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     resource: str = "",
     journal: Journal | None = None,
+    audit: AuditLog | None = None,
+    audit_retention_days: int = 0,
 ) -> Sweeper:
     """A sweeper over given ports: one pacer per ACS operation, burst at most one second's worth.
 
@@ -306,4 +333,16 @@ def build_sweeper(
         journal=journal,
     )
     processor = ItemProcessor(executor, identities, ledger, clock, sleep=sleep, resource=resource)
-    return Sweeper(processor, identities, ledger, queue, settings, max_token_minutes, clock=clock, monotonic=monotonic)
+    return Sweeper(
+        processor,
+        identities,
+        ledger,
+        queue,
+        settings,
+        max_token_minutes,
+        clock=clock,
+        monotonic=monotonic,
+        journal=journal,
+        audit=audit,
+        audit_retention_days=audit_retention_days,
+    )
