@@ -29,12 +29,14 @@ from shared.adapters.identity_map import TableIdentityMap
 from shared.adapters.ledger import TableRevocationLedger, TableSecrets
 from shared.adapters.lifecycle import AsyncClosable
 from shared.adapters.telemetry import configure_telemetry
+from shared.domain.clock import utc_now
 from shared.domain.journal import Journal
 from shared.domain.lookup import IdentityLookup
 from shared.domain.policy import TokenPolicy
 from shared.domain.ports import Authenticator, SecretStore
 from shared.domain.ratelimit import PerUserRateLimiter
 from shared.domain.references import UserReferences
+from shared.domain.revocation.campaigns import Campaigns
 from shared.domain.revocation.sweep import RevocationSettings, Sweeper, build_sweeper
 from shared.domain.token_service import TokenService
 from shared.settings import (
@@ -65,6 +67,7 @@ class Services(AsyncClosable):
         self._secrets: TableSecrets | None = None
         self._user_refs: UserReferences | None = None
         self._audit: TableAuditLog | None = None
+        self._campaigns: Campaigns | None = None
         self._journal: Journal | None = None
         self._fanout: QueueFanout | None = None
         self._authenticator: Authenticator | None = None
@@ -156,6 +159,12 @@ class Services(AsyncClosable):
             self._journal = Journal(self.audit(), self.user_refs())
         return self._journal
 
+    def campaigns(self) -> Campaigns:
+        """Incident revocation campaigns (their documents live in the revocation table)."""
+        if self._campaigns is None:
+            self._campaigns = Campaigns(self.ledger(), utc_now, self.revocation_settings.rate_per_second)
+        return self._campaigns
+
     def lookup(self) -> IdentityLookup:
         """The operators' identity lookups (built per call: it holds nothing of its own)."""
         return IdentityLookup(self.identities(), self.ledger(), self.audit(), self.user_refs())
@@ -201,6 +210,7 @@ class Services(AsyncClosable):
                 journal=self.journal(),
                 audit=self.audit(),
                 audit_retention_days=self.audit_settings.retention_days,
+                campaigns=self.campaigns(),
             )
         return self._sweeper
 
@@ -223,6 +233,7 @@ class Services(AsyncClosable):
         self._user_refs = None
         self._audit = None
         self._journal = None
+        self._campaigns = None
         self._authenticator = None
         self._token_service = None
         self._sweeper = None

@@ -43,6 +43,7 @@ def test_every_registered_function_is_routed(table):
     names = {route.name for route in table.http_routes}
     user_facing = {"issue_token", "refresh_token", "revoke_tokens", "exchange_teams_token", "delete_identity", "health"}
     operators = {"request_revocations", "revocation_status", "lookup_user", "lookup_identity"}
+    operators |= {"start_campaign", "campaign_status", "cancel_campaign"}
     assert names == user_facing | operators
     levels = {route.name: route.auth_level for route in table.http_routes}
     assert all(levels[name] == "anonymous" for name in user_facing)  # auth is the app's own

@@ -18,7 +18,7 @@ for the same user arrived meanwhile, the row stays and is processed again.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -31,11 +31,15 @@ from azure.data.tables.aio import TableClient
 from shared.adapters.lifecycle import AsyncClosable
 from shared.adapters.storage import CreateOnce, table_client, unavailable
 from shared.domain.clock import as_utc
+from shared.domain.errors import UnavailableError
 from shared.domain.models import Action, RevocationRequest, request_row_key
 from shared.settings import StorageSettings
 
 REQUEST_PARTITION = "request"
 STATUS_PARTITION = "status"
+CAMPAIGN_PARTITION = "campaign"
+#: tries of a read-change-write of a campaign document before giving up (concurrent batches)
+UPDATE_ATTEMPTS = 8
 _WHAT = "revocation"
 
 
@@ -206,16 +210,83 @@ class TableRevocationLedger(AsyncClosable):
             return None
         except AzureError as error:
             raise unavailable(error, _WHAT) from None
+        return _document(entity)
+
+    # ------------------------------------------------------------------ campaigns
+
+    async def create_campaign(self, campaign_id: str, document: Mapping[str, Any]) -> None:
         try:
-            value = json.loads(entity.get("Json") or "null")
-        except ValueError:
+            await self._created.ensure()
+            await self._table.create_entity(
+                {"PartitionKey": CAMPAIGN_PARTITION, "RowKey": campaign_id, "Json": json.dumps(document, separators=(",", ":"))}
+            )
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+
+    async def campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        try:
+            await self._created.ensure()
+            entity = await self._table.get_entity(CAMPAIGN_PARTITION, campaign_id)
+        except ResourceNotFoundError:
             return None
-        return value if isinstance(value, dict) else None
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        return _document(entity)
+
+    async def campaigns(self) -> list[dict[str, Any]]:
+        try:
+            await self._created.ensure()
+            pages = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": CAMPAIGN_PARTITION})
+            return [document async for entity in pages if (document := _document(entity)) is not None]
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+
+    async def update_campaign(
+        self, campaign_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Read, ``change``, write back if unchanged meanwhile (ETag); retried on a race. None if gone or unchanged."""
+        for _ in range(UPDATE_ATTEMPTS):
+            try:
+                await self._created.ensure()
+                entity = await self._table.get_entity(CAMPAIGN_PARTITION, campaign_id)
+            except ResourceNotFoundError:
+                return None
+            except AzureError as error:
+                raise unavailable(error, _WHAT) from None
+            current = _document(entity)
+            changed = change(dict(current)) if current is not None else None
+            if changed is None:
+                return current
+            try:
+                await self._table.update_entity(
+                    {
+                        "PartitionKey": CAMPAIGN_PARTITION,
+                        "RowKey": campaign_id,
+                        "Json": json.dumps(changed, separators=(",", ":")),
+                    },
+                    mode=UpdateMode.REPLACE,
+                    etag=entity.metadata["etag"],
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            except ResourceModifiedError:
+                continue  # another worker updated it first: apply the change to theirs
+            except AzureError as error:
+                raise unavailable(error, _WHAT) from None
+            return changed
+        raise UnavailableError("The campaign kept changing under this update; retry.", retry_after=1)
 
     async def close(self) -> None:
         await self._table.close()
         if self._credential is not None:
             await self._credential.close()
+
+
+def _document(entity: Mapping[str, Any]) -> dict[str, Any] | None:
+    try:
+        value = json.loads(entity.get("Json") or "null")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 SECRET_PARTITION = "secret"  # noqa: S105 - the partition's name, not a secret

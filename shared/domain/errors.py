@@ -99,6 +99,12 @@ class UnauthenticatedError(ServiceError):
         self.www_authenticate = www_authenticate
 
 
+class ConflictError(ServiceError):
+    """The request conflicts with the current state (409), e.g. cancelling a campaign that has ended."""
+
+    code = "conflict"
+
+
 class ForbiddenError(ServiceError):
     """Authenticated, but not allowed to do this (403)."""
 

@@ -58,6 +58,10 @@ class IdentityRecord:
             return False
         return self.last_issued_at is None or self.last_revoked_at >= self.last_issued_at + margin
 
+    def revoked_since(self, moment: datetime) -> bool:
+        """True if a revocation began at or after ``moment``: every token issued before it is dead."""
+        return self.last_revoked_at is not None and self.last_revoked_at >= moment
+
     def has_unrevoked_tokens_since(self, moment: datetime) -> bool:
         """True if a token was issued at or after ``moment`` and not revoked since."""
         if self.last_issued_at is None or self.last_issued_at < moment:

@@ -8,7 +8,7 @@ sweep's decisions are unit-tested in milliseconds. Every method raises only
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -119,6 +119,18 @@ class RevocationLedger(Protocol):
     async def save_status(self, name: str, document: Mapping[str, Any]) -> None: ...
 
     async def load_status(self, name: str) -> dict[str, Any] | None: ...
+
+    async def create_campaign(self, campaign_id: str, document: Mapping[str, Any]) -> None: ...
+
+    async def campaign(self, campaign_id: str) -> dict[str, Any] | None: ...
+
+    async def campaigns(self) -> list[dict[str, Any]]: ...
+
+    async def update_campaign(
+        self, campaign_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        """Apply ``change`` to the stored document atomically (retried on a race); None when it is gone."""
+        ...
 
     async def close(self) -> None: ...
 

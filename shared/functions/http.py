@@ -22,6 +22,7 @@ import azure.functions as func
 
 from shared.adapters.telemetry import record_request
 from shared.domain.errors import (
+    ConflictError,
     ForbiddenError,
     InvalidRequestError,
     MisconfiguredError,
@@ -50,6 +51,7 @@ STATUS_BY_ERROR: dict[type[ServiceError], int] = {
     UnauthenticatedError: 401,
     ForbiddenError: 403,
     NotFoundError: 404,
+    ConflictError: 409,
     ThrottledError: 429,
     UnavailableError: 503,
 }

@@ -9,16 +9,18 @@ carries them out. ``GET /api/ops/revocations/status`` shows the last run.
 
 from __future__ import annotations
 
+import re
+
 import azure.functions as func
 
 from shared.composition import Services
 from shared.domain.caller import user_key
-from shared.domain.clock import utc_now
+from shared.domain.clock import parse_utc, utc_now
 from shared.domain.errors import InvalidRequestError, NotFoundError
 from shared.domain.models import ACTIONS, Action
 from shared.domain.revocation.sweep import CHECKPOINT, LAST_BATCH, LAST_RUN
 from shared.domain.validation import reject_unknown_fields, required_string, string_field
-from shared.functions.bodies import read_json
+from shared.functions.bodies import read_json, read_json_object
 from shared.functions.http import ALL_METHODS, RequestContext, api_endpoint, json_response
 from shared.settings import AuthSettings
 
@@ -27,6 +29,15 @@ MAX_REQUESTS_PER_CALL = 100
 MAX_ID_CHARS = 256
 MAX_REASON_CHARS = 200
 LOOKUP_FIELDS = frozenset({"userId", "provider"})
+CAMPAIGN_FIELDS = frozenset({"reason", "before"})
+_CAMPAIGN_ID = re.compile(r"^c[0-9a-f]{12}$")
+
+
+def _campaign_id(req: func.HttpRequest) -> str:
+    campaign_id = req.route_params.get("campaignId") or ""
+    if not _CAMPAIGN_ID.match(campaign_id):
+        raise NotFoundError("There is no such campaign.", code="campaign_not_found")
+    return campaign_id
 
 
 def default_provider(auth: AuthSettings) -> str | None:
@@ -111,8 +122,46 @@ def operator_api(services: Services) -> func.Blueprint:
                 "pendingRequests": pending,
                 "pendingRequestsCapped": capped,
                 "poisonMessages": await services.fanout().poison_count(),
+                "campaigns": [campaign for campaign in await services.campaigns().listing() if campaign["status"] == "active"],
             },
         )
+
+    @bp.function_name("start_campaign")
+    @bp.route(route="ops/campaigns", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
+    @api_endpoint("start_campaign", ("POST",))
+    async def start_campaign(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
+        """POST /api/ops/campaigns (function key): revoke every token issued before T (default now); 202."""
+        body = read_json_object(req, required=True)
+        reject_unknown_fields(body, CAMPAIGN_FIELDS)
+        reason = required_string(body, "reason", max_chars=MAX_REASON_CHARS)
+        before = None
+        if "before" in body:
+            before = parse_utc(body["before"])
+            if before is None:
+                raise InvalidRequestError("before must be an RFC 3339 date-time.", code="invalid_body", target="before")
+        campaign = await services.campaigns().start(reason, before)
+        return json_response(202, {**campaign, "statusUrl": f"/api/ops/campaigns/{campaign['id']}"})
+
+    @bp.function_name("campaign_status")
+    @bp.route(route="ops/campaigns/{campaignId}", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
+    @api_endpoint("campaign_status", ("GET",))
+    async def campaign_status(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
+        """GET /api/ops/campaigns/{campaignId} (function key): progress and ETA."""
+        campaign = await services.campaigns().get(_campaign_id(req))
+        if campaign is None:
+            raise NotFoundError("There is no such campaign.", code="campaign_not_found")
+        return json_response(200, campaign)
+
+    @bp.function_name("cancel_campaign")
+    @bp.route(route="ops/campaigns/{campaignId}/cancel", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
+    @api_endpoint("cancel_campaign", ("POST",))
+    async def cancel_campaign(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
+        """POST /api/ops/campaigns/{campaignId}/cancel (function key): stop it; what was revoked stays revoked."""
+        read_json_object(req, required=False)
+        campaign = await services.campaigns().cancel(_campaign_id(req))
+        if campaign is None:
+            raise NotFoundError("There is no such campaign.", code="campaign_not_found")
+        return json_response(200, campaign)
 
     @bp.function_name("lookup_user")
     @bp.route(route="ops/identities", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)

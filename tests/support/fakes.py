@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -247,6 +247,7 @@ class FakeLedger(FailurePlan):
         super().__init__()
         self.requests: dict[str, RevocationRequest] = {}
         self.status: dict[str, dict[str, Any]] = {}
+        self.campaign_docs: dict[str, dict[str, Any]] = {}
         self._etags = itertools.count(1)
 
     def _store(self, request: RevocationRequest) -> RevocationRequest:
@@ -317,6 +318,32 @@ class FakeLedger(FailurePlan):
 
     async def load_status(self, name: str) -> dict[str, Any] | None:
         return self.status.get(name)
+
+    async def create_campaign(self, campaign_id: str, document: Mapping[str, Any]) -> None:
+        await self.step("campaign")
+        self.campaign_docs[campaign_id] = dict(document)
+
+    async def campaign(self, campaign_id: str) -> dict[str, Any] | None:
+        await self.step("campaign")
+        document = self.campaign_docs.get(campaign_id)
+        return dict(document) if document is not None else None
+
+    async def campaigns(self) -> list[dict[str, Any]]:
+        await self.step("campaign")
+        return [dict(document) for document in self.campaign_docs.values()]
+
+    async def update_campaign(
+        self, campaign_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
+    ) -> dict[str, Any] | None:
+        await self.step("campaign")
+        current = self.campaign_docs.get(campaign_id)
+        if current is None:
+            return None
+        changed = change(dict(current))
+        if changed is None:
+            return dict(current)
+        self.campaign_docs[campaign_id] = changed
+        return dict(changed)
 
     async def close(self) -> None:
         return None

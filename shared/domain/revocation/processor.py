@@ -7,8 +7,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
+from shared.domain.clock import parse_utc
 from shared.domain.errors import ServiceError, ThrottledError, UnavailableError
 from shared.domain.ports import IdentityMap, RevocationLedger
+from shared.domain.revocation.campaigns import ACTIVE, Campaigns
 from shared.domain.revocation.execution import RevocationExecutor
 from shared.domain.revocation.work import Outcome, SweepPolicy, WorkItem
 
@@ -32,9 +34,11 @@ class ItemProcessor:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         *,
         resource: str = "",
+        campaigns: Campaigns | None = None,
     ) -> None:
         #: the ACS resource this deployment uses: policy work for another resource's identities is skipped
         self._resource = resource
+        self._campaigns = campaigns
         self._executor = executor
         self._identities = identities
         self._ledger = ledger
@@ -67,6 +71,29 @@ class ItemProcessor:
         await self._defer(item, last.code if last is not None else "unavailable")
         return Outcome.DEFERRED
 
+    async def _campaign_item(self, item: WorkItem) -> Outcome:
+        """Revoke one identity for an incident campaign, unless it was revoked since the campaign's T."""
+        campaign_id, _, row_key = item.key.partition(".")
+        state = await self._campaigns.state(campaign_id) if self._campaigns is not None else None
+        if state is None or state.get("status") != ACTIVE:
+            return Outcome.SKIPPED  # cancelled (or gone): stop here
+        before = parse_utc(state.get("before"))
+        record = await self._identities.get_by_row_key(row_key)
+        if record is None or before is None:
+            return Outcome.SKIPPED
+        if not record.belongs_to(self._resource):
+            return Outcome.FOREIGN
+        if record.revoked_since(before):
+            return Outcome.SKIPPED  # no ACS call: every token from before T is dead already
+        started = self._clock()
+        outcome = await self._executor.revoke(record.acs_user_id)
+        if outcome is Outcome.REVOKED:
+            await self._identities.record_revoked(record.user_key, started)
+            await self._executor.journal.tokens_revoked(
+                record.user_key, record.acs_user_id, "campaign", str(state.get("reason", ""))
+            )
+        return outcome
+
     async def _defer(self, item: WorkItem, code: str) -> None:
         """Requests get a back-off in the ledger; policy items are simply found again by a later run."""
         if item.kind != "request":
@@ -84,7 +111,12 @@ class ItemProcessor:
             if request is None:
                 return Outcome.SKIPPED  # completed by another run or batch
             record = await self._identities.get(request.user_key)
+            if request.action == "revoke" and record is not None and record.revoked_since(request.requested_at):
+                await self._ledger.complete(request)  # a campaign or another request revoked it after this was asked
+                return Outcome.SKIPPED
             return await self._executor.carry_out(request, mapped_acs_user_id=record.acs_user_id if record else None)
+        if item.kind == "campaign":
+            return await self._campaign_item(item)
         record = await self._identities.get_by_row_key(item.key)
         if record is None:
             return Outcome.SKIPPED

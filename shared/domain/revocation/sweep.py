@@ -14,15 +14,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import Counter, defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from shared.domain.clock import format_utc, parse_utc, utc_now
 from shared.domain.errors import UnavailableError
 from shared.domain.journal import Journal
-from shared.domain.metrics import SWEEP_BACKLOG
+from shared.domain.metrics import CAMPAIGN_REMAINING, SWEEP_BACKLOG
 from shared.domain.ports import AcsIdentityService, AuditLog, BatchQueue, IdentityMap, RevocationLedger
+from shared.domain.revocation.campaigns import Campaigns
 from shared.domain.revocation.execution import RevocationExecutor
 from shared.domain.revocation.pacing import RatePacer
 from shared.domain.revocation.processor import ItemProcessor
@@ -105,6 +108,25 @@ class SweepSummary:
         )
 
 
+@dataclass
+class CampaignTally:
+    """What one run or batch did for each incident campaign, reported to its document at the end."""
+
+    #: campaign id -> identities its completed scan found still to revoke
+    scanned: dict[str, int] = field(default_factory=dict)
+    outcomes: dict[str, Counter[Outcome]] = field(default_factory=lambda: defaultdict(Counter))
+    #: campaigns with items fanned out to the queue in this run, and until when the queue owns them
+    fanned_out: set[str] = field(default_factory=set)
+    owned_until: datetime | None = None
+
+    def count(self, item: WorkItem, outcome: Outcome) -> None:
+        if item.kind == "campaign":
+            self.outcomes[item.key.partition(".")[0]][outcome] += 1
+
+    def campaign_ids(self) -> set[str]:
+        return set(self.scanned) | set(self.outcomes) | self.fanned_out
+
+
 def _camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.title() for part in rest)
@@ -127,8 +149,13 @@ class Sweeper:
         journal: Journal | None = None,
         audit: AuditLog | None = None,
         audit_retention_days: int = 0,
+        campaigns: Campaigns | None = None,
+        resource: str = "",
     ) -> None:
         self._journal = journal or Journal()
+        #: incident campaigns: scanned and worked on by every timer run while active
+        self._campaigns = campaigns
+        self._resource = resource
         #: the audit trail, pruned of entries older than ``audit_retention_days`` by each timer run
         self._audit = audit
         self._audit_retention = timedelta(days=audit_retention_days) if audit_retention_days else None
@@ -161,14 +188,16 @@ class Sweeper:
         queue_owns_policy_until = parse_utc(checkpoint.get("scheduledUntil"))
         plan_policy = queue_owns_policy_until is None or queue_owns_policy_until <= now
         policy = self._policy(now)
-        items = self._plan(policy, plan_policy=plan_policy)
-        leftover = await self._process(items, policy, summary, deadline=started + budget)
+        tally = CampaignTally()
+        items = self._plan(policy, plan_policy=plan_policy, tally=tally)
+        leftover = await self._process(items, policy, summary, deadline=started + budget, tally=tally)
         if leftover is not None:
             summary.stopped_by_budget = True
             if self._queue is not None:
-                await self._fan_out(self._queue, leftover, summary, queue_owns_policy_until)
+                await self._fan_out(self._queue, leftover, summary, queue_owns_policy_until, tally)
             else:
                 await leftover.aclose()
+        await self._report_campaigns(tally)
         if self._queue is not None:
             summary.poison_messages = await self._queue.poison_count()
         await self._maintain(summary, now)
@@ -189,8 +218,9 @@ class Sweeper:
             for item in items:
                 yield item
 
+        tally = CampaignTally()
         leftover = await self._process(
-            stream(), policy, summary, deadline=started + self._settings.time_budget_seconds, deferred=deferred
+            stream(), policy, summary, deadline=started + self._settings.time_budget_seconds, deferred=deferred, tally=tally
         )
         remaining = [item async for item in leftover] if leftover is not None else []
         # Requests carry their own back-off in the ledger; only policy items need the queue to come back.
@@ -199,6 +229,7 @@ class Sweeper:
             await self._queue.send(encode_batch(retry), delay_seconds=BATCH_RETRY_DELAY_SECONDS)
             summary.fanned_out = len(retry)
             summary.batches = 1
+        await self._report_campaigns(tally)
         summary.duration_ms = int((self._monotonic() - started) * 1000)
         await self._ledger.save_status(LAST_BATCH, summary.to_json())
         logger.info(summary.log_line())
@@ -216,9 +247,13 @@ class Sweeper:
 
     # ------------------------------------------------------------------ planning
 
-    async def _plan(self, policy: SweepPolicy, *, plan_policy: bool) -> AsyncGenerator[WorkItem, None]:
+    async def _plan(self, policy: SweepPolicy, *, plan_policy: bool, tally: CampaignTally) -> AsyncGenerator[WorkItem, None]:
         async for request in self._ledger.due(policy.now):
             yield WorkItem("request", request.row_key, request)
+        if self._campaigns is not None:
+            for campaign in await self._campaigns.to_scan(policy.now):
+                async for item in self._scan_campaign(campaign, tally):
+                    yield item
         if not plan_policy:
             return  # queue batches scheduled by an earlier run own the policy work for now
         if policy.session_cutoff is not None:
@@ -231,6 +266,33 @@ class Sweeper:
             async for record in self._identities.iter_records(issued_before=policy.retention_cutoff):
                 yield WorkItem("retention", record.row_key)
 
+    async def _scan_campaign(self, campaign: dict[str, Any], tally: CampaignTally) -> AsyncGenerator[WorkItem, None]:
+        """The identities that may still hold a live token from before the campaign's T, not revoked since."""
+        before = parse_utc(campaign.get("before"))
+        if before is None:
+            return
+        found = 0
+        async for record in self._identities.iter_records(issued_since=before - timedelta(minutes=self._max_token_minutes)):
+            if not record.belongs_to(self._resource) or record.revoked_since(before):
+                continue
+            found += 1
+            yield WorkItem("campaign", f"{campaign['id']}.{record.row_key}")
+        tally.scanned[campaign["id"]] = found  # only a scan that ran to its end says how many are left
+
+    async def _report_campaigns(self, tally: CampaignTally) -> None:
+        if self._campaigns is None:
+            return
+        for campaign_id in tally.campaign_ids():
+            owned = tally.owned_until if campaign_id in tally.fanned_out else None
+            view = await self._campaigns.report(
+                campaign_id,
+                tally.outcomes.get(campaign_id, Counter()),
+                scanned=tally.scanned.get(campaign_id),
+                scheduled_until=owned,
+            )
+            if view is not None:
+                self._journal.metrics.set(CAMPAIGN_REMAINING, view["remaining"], {"campaign": campaign_id})
+
     # ------------------------------------------------------------------ processing
 
     async def _process(
@@ -241,6 +303,7 @@ class Sweeper:
         *,
         deadline: float,
         deferred: list[WorkItem] | None = None,
+        tally: CampaignTally | None = None,
     ) -> AsyncGenerator[WorkItem, None] | None:
         """Workers pull items until the stream ends or the budget does; returns the unclaimed rest, if any."""
         lock = asyncio.Lock()
@@ -267,6 +330,8 @@ class Sweeper:
                 summary.found += 1
                 outcome = await self._processor.process(item, policy, retried)
                 summary.count(outcome)
+                if tally is not None:
+                    tally.count(item, outcome)
                 if outcome is Outcome.DEFERRED and deferred is not None:
                     deferred.append(item)
 
@@ -279,7 +344,12 @@ class Sweeper:
     # ------------------------------------------------------------------ fan-out
 
     async def _fan_out(
-        self, queue: BatchQueue, leftover: AsyncIterator[WorkItem], summary: SweepSummary, busy_until: datetime | None
+        self,
+        queue: BatchQueue,
+        leftover: AsyncIterator[WorkItem],
+        summary: SweepSummary,
+        busy_until: datetime | None,
+        tally: CampaignTally,
     ) -> None:
         """Enqueue the rest as batches one pacing interval apart, after any batches already scheduled."""
         now = self._clock()
@@ -293,11 +363,13 @@ class Sweeper:
             if requests:  # lease first: if sending then fails, the lease merely delays them
                 await self._ledger.lease(requests, due + timedelta(seconds=lease_seconds))
             await queue.send(encode_batch(batch), delay_seconds=(due - now).total_seconds())
+            tally.fanned_out.update(item.key.partition(".")[0] for item in batch if item.kind == "campaign")
             summary.fanned_out += len(batch)
             batch_index += 1
         summary.batches = batch_index
         if batch_index:
             until = start + timedelta(seconds=batch_index * interval + lease_seconds)
+            tally.owned_until = until
             await self._ledger.save_status(CHECKPOINT, {"scheduledUntil": format_utc(until), "batches": batch_index})
 
 
@@ -316,6 +388,7 @@ def build_sweeper(
     journal: Journal | None = None,
     audit: AuditLog | None = None,
     audit_retention_days: int = 0,
+    campaigns: Campaigns | None = None,
 ) -> Sweeper:
     """A sweeper over given ports: one pacer per ACS operation, burst at most one second's worth.
 
@@ -332,7 +405,8 @@ def build_sweeper(
         delete_pacer=RatePacer(settings.rate_per_second, burst, clock=monotonic, sleep=sleep),
         journal=journal,
     )
-    processor = ItemProcessor(executor, identities, ledger, clock, sleep=sleep, resource=resource)
+    campaigns = campaigns or Campaigns(ledger, clock, settings.rate_per_second, monotonic)
+    processor = ItemProcessor(executor, identities, ledger, clock, sleep=sleep, resource=resource, campaigns=campaigns)
     return Sweeper(
         processor,
         identities,
@@ -345,4 +419,6 @@ def build_sweeper(
         journal=journal,
         audit=audit,
         audit_retention_days=audit_retention_days,
+        campaigns=campaigns,
+        resource=resource,
     )

@@ -18,8 +18,8 @@ from typing import Literal
 
 from shared.domain.models import IdentityRecord, RevocationRequest
 
-Kind = Literal["request", "session", "retention"]
-_PREFIX: dict[Kind, str] = {"request": "r", "session": "s", "retention": "d"}
+Kind = Literal["request", "session", "retention", "campaign"]
+_PREFIX: dict[Kind, str] = {"request": "r", "session": "s", "retention": "d", "campaign": "c"}
 _KIND_OF: dict[str, Kind] = {prefix: kind for kind, prefix in _PREFIX.items()}
 MESSAGE_VERSION = 1
 
@@ -38,7 +38,8 @@ class Outcome(str, Enum):
 
 @dataclass(frozen=True)
 class WorkItem:
-    """A request (by ledger RowKey) or a policy item (by identity RowKey, a SHA-256 hex)."""
+    """A request (by ledger RowKey), a policy item (by identity RowKey, a SHA-256 hex), or a campaign item
+    (``<campaign id>.<identity RowKey>``)."""
 
     kind: Kind
     key: str

@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.domain.caller import Caller, orphan_key, user_digest
-from shared.domain.errors import InvalidRequestError, ThrottledError, UnavailableError
+from shared.domain.errors import ConflictError, InvalidRequestError, ThrottledError, UnavailableError
 from shared.domain.models import Action, IdentityRecord, request_row_key
+from shared.domain.revocation.campaigns import Campaigns
 from shared.domain.revocation.processor import DEFER_SECONDS, MAX_ATTEMPTS_PER_RUN
 from shared.domain.revocation.sweep import CHECKPOINT, LAST_BATCH, LAST_RUN, RevocationSettings, Sweeper, build_sweeper
 from shared.domain.revocation.work import WorkItem, decode_batch
@@ -245,3 +246,98 @@ async def test_the_sweep_deletes_a_recorded_orphan(fakes: World) -> None:
     await fakes.ledger.record("delete", orphan_key(orphan), reason="orphan", source="orphan", now=NOW, acs_user_id=orphan)
     summary = await fakes.sweeper().run_timer()
     assert summary.deleted == 1 and fakes.acs.identities[orphan].deleted and fakes.ledger.requests == {}
+
+
+# ---------------------------------------------------------------- incident campaigns (issue 12, item 1)
+
+
+def campaigns_of(fakes: World) -> Campaigns:
+    return Campaigns(fakes.ledger, lambda: NOW, rate_per_second=100, monotonic=fakes.time.monotonic)
+
+
+async def test_a_campaign_revokes_exactly_the_identities_that_can_hold_a_live_token(fakes: World) -> None:
+    live = [await fakes.user(f"live{n}", issued=NOW - timedelta(hours=n + 1)) for n in range(5)]
+    expired = [await fakes.user(f"old{n}", issued=NOW - timedelta(hours=25 + n)) for n in range(4)]
+    already = await fakes.user("signed-out", issued=NOW - timedelta(hours=2), revoked=NOW)  # revoked at T: nothing left
+    campaign = await campaigns_of(fakes).start("compromised signing key")
+    summary = await fakes.sweeper().run_timer()
+    revoked = {identity for op, identity in fakes.acs.calls if op == "revoke"}
+    assert revoked == {record.acs_user_id for record in live}  # no call for expired-only or already revoked ones
+    assert revoked.isdisjoint({record.acs_user_id for record in [*expired, already]})
+    assert summary.revoked == 5
+    done = await campaigns_of(fakes).get(campaign["id"])
+    assert done is not None
+    assert (done["status"], done["candidates"], done["revoked"], done["remaining"]) == ("done", 5, 5, 0)
+    assert all(fakes.identities.rows[r.user_key].last_revoked_at == NOW for r in live)
+
+
+async def test_a_campaign_stopped_by_the_budget_is_finished_by_the_next_run(fakes: World) -> None:
+    for n in range(12):
+        await fakes.user(f"u{n}", issued=NOW - timedelta(hours=1))
+    campaign = await campaigns_of(fakes).start("incident")
+    first = await fakes.sweeper(with_queue=False).run_timer(budget_seconds=0)  # killed before doing anything
+    assert first.revoked == 0
+    middle = await campaigns_of(fakes).get(campaign["id"])
+    assert middle is not None and middle["status"] == "active"
+    second = await fakes.sweeper(with_queue=False).run_timer()
+    assert second.revoked == 12 and fakes.acs.count("revoke") == 12
+    third = await fakes.sweeper(with_queue=False).run_timer()  # a rescan finds nothing: no call again
+    assert third.revoked == 0 and fakes.acs.count("revoke") == 12
+    assert (await campaigns_of(fakes).get(campaign["id"]) or {})["status"] == "done"
+
+
+async def test_a_cancelled_campaign_stops(fakes: World) -> None:
+    for n in range(6):
+        await fakes.user(f"c{n}", issued=NOW - timedelta(hours=1))
+    service = campaigns_of(fakes)
+    campaign = await service.start("false alarm")
+    await service.cancel(campaign["id"])
+    summary = await fakes.sweeper().run_timer()
+    assert summary.revoked == 0 and fakes.acs.count("revoke") == 0
+    with pytest.raises(ConflictError):
+        await service.cancel(campaign["id"])
+
+
+async def test_campaign_items_fanned_out_are_carried_out_by_the_queue_and_counted(fakes: World) -> None:
+    for n in range(25):
+        await fakes.user(f"q{n}", issued=NOW - timedelta(hours=1))
+    campaign = await campaigns_of(fakes).start("incident")
+    sweeper = fakes.sweeper(settings(batch_size=10, rate_per_30s=300, concurrency=1))
+    first = await sweeper.run_timer(budget_seconds=0)
+    assert first.fanned_out == 25
+    scanned = await campaigns_of(fakes).get(campaign["id"])
+    assert scanned is not None and (scanned["candidates"], scanned["remaining"], scanned["scheduledUntil"] is not None) == (
+        25,
+        25,
+        True,
+    )
+    for text, _ in fakes.queue.messages:
+        await sweeper.run_batch(decode_batch(text))
+    progressed = await campaigns_of(fakes).get(campaign["id"])
+    assert progressed is not None and (progressed["revoked"], progressed["remaining"]) == (25, 0)
+
+
+async def test_a_request_and_a_campaign_for_the_same_user_cost_one_acs_call(fakes: World) -> None:
+    user = await fakes.user("both", issued=NOW - timedelta(hours=1))
+    await fakes.request("both")  # the user's own request, recorded at NOW
+    await campaigns_of(fakes).start("incident")  # T = NOW
+    summary = await fakes.sweeper(settings(concurrency=1)).run_timer()
+    # the request goes first and revokes at NOW, so the campaign's scan no longer finds the user
+    assert fakes.acs.calls == [("revoke", user.acs_user_id)] and summary.found == 1
+    assert fakes.ledger.requests == {}
+
+
+async def test_a_request_older_than_a_campaigns_revocation_is_completed_without_a_call(fakes: World) -> None:
+    user = await fakes.user("late", issued=NOW - timedelta(hours=1))
+    await campaigns_of(fakes).start("incident")
+    await fakes.sweeper().run_timer()  # the campaign revokes at NOW
+    key = Caller("dev", "late").key
+    await fakes.ledger.record("revoke", key, reason="sign out", source="user", now=NOW - timedelta(minutes=1))
+    summary = await fakes.sweeper().run_timer()
+    assert (summary.skipped, fakes.acs.count("revoke")) == (1, 1) and fakes.ledger.requests == {}
+    assert fakes.identities.rows[user.user_key].last_revoked_at == NOW
+
+
+async def test_a_campaign_before_time_may_not_lie_in_the_future(fakes: World) -> None:
+    with pytest.raises(InvalidRequestError):
+        await campaigns_of(fakes).start("typo", NOW + timedelta(days=1))
