@@ -69,7 +69,7 @@ resource sweepBacklogAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' =
     criteria: {
       allOf: [
         {
-          query: 'customMetrics | where name == "acs_sweep_backlog" | project timestamp, backlog = value'
+          query: 'customMetrics | where name == "acs_sweep_backlog" | project timestamp, backlog = valueSum'
           timeAggregation: 'Minimum'
           metricMeasureColumn: 'backlog'
           operator: 'GreaterThan'
@@ -108,7 +108,7 @@ resource acsThrottleAlert 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = 
     criteria: {
       allOf: [
         {
-          query: 'customMetrics | where name == "acs_errors" and tostring(customDimensions.code) == "throttled" | extend operation = tostring(customDimensions.operation) | project timestamp, operation, throttled = value'
+          query: 'customMetrics | where name == "acs_errors" and tostring(customDimensions.code) == "throttled" | extend operation = tostring(customDimensions.operation) | project timestamp, operation, throttled = valueSum'
           timeAggregation: 'Total'
           metricMeasureColumn: 'throttled'
           dimensions: [

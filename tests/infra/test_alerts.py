@@ -75,7 +75,7 @@ def test_two_log_alert_rules_on_the_application_insights_resource() -> None:
         assert unquote(cond["timeAggregation"]) in TIME_AGGREGATIONS
         assert unquote(cond["operator"]) in OPERATORS
         assert cond["query"].startswith("'customMetrics | where name == ")  # the table the app's metrics land in
-        assert re.search(r"\| project timestamp, .*" + unquote(cond["metricMeasureColumn"]) + r" = value'$", cond["query"])
+        assert re.search(r"\| project timestamp, .*" + unquote(cond["metricMeasureColumn"]) + r" = valueSum'$", cond["query"])
 
 
 def test_evaluation_fits_every_allowed_window() -> None:
