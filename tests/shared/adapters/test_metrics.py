@@ -47,7 +47,7 @@ def reader() -> InMemoryMetricReader:
 
 @pytest.fixture
 def exported(reader: InMemoryMetricReader) -> Iterator[OpenTelemetryMetrics]:
-    provider = MeterProvider(metric_readers=[reader])
+    provider = MeterProvider(metric_readers=[reader], shutdown_on_exit=False)
     yield OpenTelemetryMetrics(provider)
     provider.shutdown()
 
