@@ -80,6 +80,22 @@ param identityRetentionDays string = '0'
 param auditTableName string = 'acsaudit'
 param auditRetentionDays string = '90'
 
+// --- Alerts on the app's metrics (docs/monitoring.md) -------------------------------------
+@description('Deploy the alert rules (revocation backlog, ACS throttling) on Application Insights.')
+param enableAlerts bool = true
+@description('Email address alerts are sent to; empty = no action group (fired alerts still show under Monitor > Alerts).')
+param alertEmail string = ''
+@description('Revocation requests waiting (acs_sweep_backlog) that every sweep run within sweepBacklogAlertWindow must exceed to alert.')
+@minValue(1)
+param sweepBacklogAlertThreshold int = 1000
+@allowed(['PT15M', 'PT30M', 'PT45M', 'PT1H', 'PT2H', 'PT6H'])
+param sweepBacklogAlertWindow string = 'PT30M'
+@description('Calls of one ACS operation refused with 429 (acs_errors, code=throttled) within acsThrottleAlertWindow above which to alert.')
+@minValue(0)
+param acsThrottleAlertThreshold int = 10
+@allowed(['PT5M', 'PT10M', 'PT15M', 'PT30M', 'PT1H'])
+param acsThrottleAlertWindow string = 'PT15M'
+
 var tags = { 'azd-env-name': environmentName }
 var resourceToken = toLower(uniqueString(subscription().id, environmentName, location))
 var rgName = empty(resourceGroupName) ? 'rg-${environmentName}' : resourceGroupName
@@ -128,6 +144,21 @@ module monitoring 'modules/monitoring.bicep' = {
     location: location
     tags: tags
     principalId: identity.outputs.principalId
+  }
+}
+
+module alerts 'modules/alerts.bicep' = if (enableAlerts) {
+  name: 'alerts'
+  scope: rg
+  params: {
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    location: location
+    tags: tags
+    alertEmail: alertEmail
+    sweepBacklogThreshold: sweepBacklogAlertThreshold
+    sweepBacklogWindow: sweepBacklogAlertWindow
+    acsThrottleThreshold: acsThrottleAlertThreshold
+    acsThrottleWindow: acsThrottleAlertWindow
   }
 }
 

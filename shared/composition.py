@@ -28,10 +28,12 @@ from shared.adapters.fanout import QueueFanout
 from shared.adapters.identity_map import TableIdentityMap
 from shared.adapters.ledger import TableRevocationLedger, TableSecrets
 from shared.adapters.lifecycle import AsyncClosable
+from shared.adapters.metrics import create_metrics
 from shared.adapters.telemetry import configure_telemetry
 from shared.domain.clock import utc_now
 from shared.domain.journal import Journal
 from shared.domain.lookup import IdentityLookup
+from shared.domain.metrics import Metrics
 from shared.domain.policy import TokenPolicy
 from shared.domain.ports import Authenticator, SecretStore
 from shared.domain.ratelimit import PerUserRateLimiter
@@ -73,6 +75,7 @@ class Services(AsyncClosable):
         self._authenticator: Authenticator | None = None
         self._token_service: TokenService | None = None
         self._sweeper: Sweeper | None = None
+        self._metrics: Metrics | None = None
 
     @classmethod
     def from_environment(cls) -> Services:
@@ -111,14 +114,23 @@ class Services(AsyncClosable):
     def acs(self) -> AcsIdentityClient:
         """The user-facing ACS client (brief retries: a frontend is waiting)."""
         if self._acs is None:
-            self._acs = AcsIdentityClient.from_settings(self.acs_settings, self.env)
+            self._acs = AcsIdentityClient.from_settings(self.acs_settings, self.env, metrics=self.metrics())
         return self._acs
 
     def sweep_acs(self) -> AcsIdentityClient:
         """The sweep's ACS client: no azure-core retries, the sweep paces and retries itself."""
         if self._sweep_acs is None:
-            self._sweep_acs = AcsIdentityClient.from_settings(self.acs_settings, self.env, retry_total=0)
+            self._sweep_acs = AcsIdentityClient.from_settings(self.acs_settings, self.env, metrics=self.metrics(), retry_total=0)
         return self._sweep_acs
+
+    def metrics(self) -> Metrics:
+        """Metrics to Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set, else NoMetrics.
+
+        Process-wide underneath (the exporter's meter provider is); nothing to close.
+        """
+        if self._metrics is None:
+            self._metrics = create_metrics(self.env)
+        return self._metrics
 
     def identities(self) -> TableIdentityMap:
         if self._identities is None:
@@ -156,7 +168,7 @@ class Services(AsyncClosable):
     def journal(self) -> Journal:
         """Where identities created and deleted and revocations are told: the audit trail and the metrics."""
         if self._journal is None:
-            self._journal = Journal(self.audit(), self.user_refs())
+            self._journal = Journal(self.audit(), self.user_refs(), self.metrics())
         return self._journal
 
     def campaigns(self) -> Campaigns:

@@ -49,6 +49,7 @@ from shared.domain.errors import (
     ThrottledError,
     UnavailableError,
 )
+from shared.domain.metrics import ACS_ERRORS, Metrics, NoMetrics
 from shared.domain.models import IssuedToken
 from shared.settings import AcsSettings
 
@@ -234,24 +235,45 @@ def create_client(
 class AcsIdentityClient(AsyncClosable):
     """:class:`shared.domain.ports.AcsIdentityService` on the official async SDK client."""
 
-    def __init__(self, client: CommunicationIdentityClient, credential: AsyncTokenCredential | None = None) -> None:
+    def __init__(
+        self,
+        client: CommunicationIdentityClient,
+        credential: AsyncTokenCredential | None = None,
+        metrics: Metrics | None = None,
+    ) -> None:
         self._client = client
         self._credential = credential
+        #: counts failed calls (ACS_ERRORS by operation and domain error code): throttling and outages by operation
+        self._metrics: Metrics = metrics or NoMetrics()
 
     @classmethod
-    def from_settings(cls, settings: AcsSettings, env: Mapping[str, str], **overrides: Any) -> AcsIdentityClient:
+    def from_settings(
+        cls, settings: AcsSettings, env: Mapping[str, str], *, metrics: Metrics | None = None, **overrides: Any
+    ) -> AcsIdentityClient:
         """A client from settings; ``overrides`` are azure-core options (the sweep's turns retries off)."""
-        return cls(*create_client(settings, env, **overrides))
+        client, credential = create_client(settings, env, **overrides)
+        return cls(client, credential, metrics)
 
     async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        """Run one SDK call; a failure is counted and raised as a domain error.
+
+        A failure is counted once per call, after azure-core's own retries: with the user-facing
+        client's two retries, a 429 that a retry got past is not counted; the sweep's client
+        retries nothing, so there every 429 is one count.
+        """
         try:
             return await call()
-        except ServiceError:
+        except ServiceError as error:
+            self._count_failure(operation, error)
             raise
         except Exception as error:  # noqa: BLE001 - translated to a domain error, or re-raised as a bug
             domain_error = translate_error(error)
             logger.warning("ACS %s failed: %s (%s)", operation, domain_error.code, type(error).__name__)
+            self._count_failure(operation, domain_error)
             raise domain_error from None
+
+    def _count_failure(self, operation: str, error: ServiceError) -> None:
+        self._metrics.add(ACS_ERRORS, attributes={"operation": operation, "code": error.code})
 
     async def create_identity(self) -> str:
         user = await self._call("create_identity", self._client.create_user)

@@ -31,8 +31,9 @@ CONNECTION_STRING_SETTING = "APPLICATIONINSIGHTS_CONNECTION_STRING"
 AUTHENTICATION_STRING_SETTING = "APPLICATIONINSIGHTS_AUTHENTICATION_STRING"
 
 #: Function names look like this (issue_token, health); anything else is not exported verbatim.
-_OPERATION_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
-_UNKNOWN_OPERATION = "unknown"
+_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,63}")
+#: What is exported instead of a value that does not look like a name.
+UNKNOWN = "unknown"
 
 _logger = logging.getLogger(f"{APP_LOGGER_NAME}.telemetry")
 _lock = threading.Lock()
@@ -77,12 +78,12 @@ def record_request(operation: str, status: int, latency_ms: float) -> None:
     """Attach operation, status and latency to the current span and log them as customDimensions.
 
     Does nothing unless telemetry is configured (the HTTP wrapper already logs one line
-    locally). Only the values' vetted forms are exported; see ``_safe_operation``.
+    locally). Only the values' vetted forms are exported; see ``safe_name``.
     """
     if not _configured:
         return
     dimensions: dict[str, str | int | float] = {
-        "operation": _safe_operation(operation),
+        "operation": safe_name(operation),
         "status": int(status),
         "latency_ms": round(float(latency_ms), 1),
     }
@@ -101,11 +102,16 @@ def record_request(operation: str, status: int, latency_ms: float) -> None:
     )
 
 
-def _safe_operation(operation: str) -> str:
-    """The operation name if it looks like a function name, else a placeholder (never echoed)."""
-    if isinstance(operation, str) and _OPERATION_PATTERN.fullmatch(operation):
-        return operation
-    return _UNKNOWN_OPERATION
+def safe_name(value: object) -> str:
+    """``value`` if it looks like a name from code (short snake_case: a function, an error code), else ``UNKNOWN``.
+
+    Used for every label this app exports (request dimensions here, metric attributes in
+    ``shared/adapters/metrics.py``): a token, key, header or user id never has this shape
+    in full, so it is replaced, never echoed.
+    """
+    if isinstance(value, str) and _NAME_PATTERN.fullmatch(value):
+        return value
+    return UNKNOWN
 
 
 def _entra_credential(env: Mapping[str, str]) -> object | None:

@@ -11,6 +11,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Protocol
 
+#: the values of the ``kind`` attribute (TOKENS_ISSUED)
+KINDS = frozenset({"issue", "refresh", "teams"})
+#: the values of the ``source`` attribute (identities created and deleted, revocations; also the audit trail's)
+SOURCES = frozenset({"user", "replaced", "operator", "retention", "orphan", "session", "campaign"})
+
 #: tokens handed out; kind = issue | refresh | teams
 TOKENS_ISSUED = "acs_tokens_issued"
 #: identities created in ACS; source = user | replaced (a mapping of another ACS resource)

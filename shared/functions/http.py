@@ -4,8 +4,9 @@
 host calls: it enforces the method (the routes accept every method so that a wrong
 one gets this service's JSON 405 rather than the host's bare 404), maps domain
 errors to precise status codes with a JSON error body (the tables below), hides
-unexpected errors behind a correlation id, and logs one line per request without
-secrets.
+unexpected errors behind a correlation id, logs one line per request without
+secrets, and records the request's duration by route and status (``REQUEST_DURATION``)
+in the metrics it is given.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from shared.domain.errors import (
     UnauthenticatedError,
     UnavailableError,
 )
+from shared.domain.metrics import REQUEST_DURATION, Metrics
 
 logger = logging.getLogger("shared.http")
 
@@ -137,6 +139,16 @@ class RequestContext:
 
 Handler = Callable[[func.HttpRequest, RequestContext], Awaitable[func.HttpResponse]]
 Endpoint = Callable[[func.HttpRequest], Awaitable[func.HttpResponse]]
+#: The worker's metrics, asked for on each request (``Services.metrics``: built on first use, not at import).
+MetricsProvider = Callable[[], Metrics]
+
+
+def record_duration(metrics: MetricsProvider, route: str, status: int, latency_ms: float) -> None:
+    """``REQUEST_DURATION`` in milliseconds by route (the function's name) and status; never fails the request."""
+    try:
+        metrics().record(REQUEST_DURATION, latency_ms, {"route": route, "status": str(status)})
+    except ServiceError as error:  # e.g. a settings error while building the metrics: the answer stands
+        logger.warning("request duration not recorded (%s)", error.code)
 
 
 def method_not_allowed(methods: tuple[str, ...]) -> RequestRejected:
@@ -146,8 +158,8 @@ def method_not_allowed(methods: tuple[str, ...]) -> RequestRejected:
     )
 
 
-def api_endpoint(name: str, methods: tuple[str, ...]) -> Callable[[Handler], Endpoint]:
-    """Wrap a handler: method check, error mapping, correlation id, one log line."""
+def api_endpoint(name: str, methods: tuple[str, ...], metrics: MetricsProvider | None = None) -> Callable[[Handler], Endpoint]:
+    """Wrap a handler: method check, error mapping, correlation id, one log line, its duration in ``metrics``."""
 
     def decorate(handler: Handler) -> Endpoint:
         async def endpoint(req: func.HttpRequest) -> func.HttpResponse:
@@ -178,6 +190,8 @@ def api_endpoint(name: str, methods: tuple[str, ...]) -> Callable[[Handler], End
                 ctx.correlation_id,
             )
             record_request(name, response.status_code, latency_ms)
+            if metrics is not None:
+                record_duration(metrics, name, response.status_code, latency_ms)
             return response
 
         # Not functools.wraps: the Functions worker binds parameters from the signature,

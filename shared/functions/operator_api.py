@@ -87,7 +87,7 @@ def operator_api(services: Services) -> func.Blueprint:
 
     @bp.function_name("request_revocations")
     @bp.route(route="ops/revocations", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
-    @api_endpoint("request_revocations", ("POST",))
+    @api_endpoint("request_revocations", ("POST",), services.metrics)
     async def request_revocations(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/ops/revocations (function key): record revocation requests; 202."""
         entries = parse_revocation_requests(read_json(req, required=True), services.auth_settings)
@@ -108,7 +108,7 @@ def operator_api(services: Services) -> func.Blueprint:
 
     @bp.function_name("revocation_status")
     @bp.route(route="ops/revocations/status", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
-    @api_endpoint("revocation_status", ("GET",))
+    @api_endpoint("revocation_status", ("GET",), services.metrics)
     async def revocation_status(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """GET /api/ops/revocations/status (function key): the last sweep run and what is pending."""
         ledger = services.ledger()

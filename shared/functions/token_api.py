@@ -79,7 +79,7 @@ def token_api(services: Services) -> func.Blueprint:
 
     @bp.function_name("issue_token")
     @bp.route(route="token", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("issue_token", ("POST",))
+    @api_endpoint("issue_token", ("POST",), services.metrics)
     async def issue_token(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/token: get-or-create the caller's ACS identity and issue a token."""
         caller = await authenticate(services, req, ctx)
@@ -89,7 +89,7 @@ def token_api(services: Services) -> func.Blueprint:
 
     @bp.function_name("refresh_token")
     @bp.route(route="token/refresh", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("refresh_token", ("POST",))
+    @api_endpoint("refresh_token", ("POST",), services.metrics)
     async def refresh_token(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/token/refresh: a new token for the caller's existing identity."""
         caller = await authenticate(services, req, ctx)
@@ -102,7 +102,7 @@ def token_api(services: Services) -> func.Blueprint:
 
     @bp.function_name("revoke_tokens")
     @bp.route(route="token/revoke", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("revoke_tokens", ("POST",))
+    @api_endpoint("revoke_tokens", ("POST",), services.metrics)
     async def revoke_tokens(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/token/revoke: revoke every token of the caller's identity."""
         caller = await authenticate(services, req, ctx)
@@ -111,7 +111,7 @@ def token_api(services: Services) -> func.Blueprint:
 
     @bp.function_name("delete_identity")
     @bp.route(route="identity", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("delete_identity", ("DELETE",))
+    @api_endpoint("delete_identity", ("DELETE",), services.metrics)
     async def delete_identity(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """DELETE /api/identity: delete the caller's ACS identity and mapping."""
         caller = await authenticate(services, req, ctx)
@@ -120,7 +120,7 @@ def token_api(services: Services) -> func.Blueprint:
 
     @bp.function_name("exchange_teams_token")
     @bp.route(route="token/teams", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("exchange_teams_token", ("POST",))
+    @api_endpoint("exchange_teams_token", ("POST",), services.metrics)
     async def exchange_teams_token(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/token/teams: exchange a Teams user's Entra ID token for an ACS token."""
         caller = await authenticate(services, req, ctx)
@@ -134,7 +134,7 @@ def token_api(services: Services) -> func.Blueprint:
 
     @bp.function_name("health")
     @bp.route(route="health", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("health", ("GET",))
+    @api_endpoint("health", ("GET",), services.metrics)
     async def health(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """GET /api/health: liveness plus configuration readiness, without secrets."""
         healthy, checks = health_report(services)

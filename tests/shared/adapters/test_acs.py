@@ -13,8 +13,10 @@ import pytest
 from localdev.emulator_process import start_emulator
 from shared.adapters import acs
 from shared.domain.errors import InvalidRequestError, MisconfiguredError, NotFoundError, ThrottledError, UnavailableError
+from shared.domain.metrics import ACS_ERRORS
 from shared.settings import load_acs_settings
 from tests.support import REPO_ROOT
+from tests.support.metrics import MetricCall, RecordingMetrics
 
 ROOT = REPO_ROOT
 pytestmark = pytest.mark.integration
@@ -75,6 +77,43 @@ async def test_outage_becomes_unavailable(service, emulator):
     with pytest.raises(UnavailableError) as caught:
         await service.create_identity()
     assert caught.value.retry_after >= 1
+
+
+async def test_failed_calls_are_counted_by_operation_and_domain_error_code(emulator):
+    """ACS_ERRORS: one count per failed call, after the user-facing client's retries; successes are not counted."""
+    settings = load_acs_settings({"ACS_CONNECTION_STRING": emulator.connection_string, "ACS_CA_BUNDLE": str(emulator.cert_path)})
+    metrics = RecordingMetrics()
+    async with acs.AcsIdentityClient.from_settings(settings, {}, metrics=metrics) as service:
+        identity = await service.create_identity()
+        await service.issue_token(identity, ["voip"])
+        emulator.set_faults(throttleNext=1, retryAfterSeconds=1)
+        await service.issue_token(identity, ["voip"])  # one 429, retried by azure-core: the call succeeded
+        assert metrics.calls == []
+        emulator.set_faults(throttleNext=10, retryAfterSeconds=1)
+        with pytest.raises(ThrottledError):
+            await service.revoke_tokens(identity)
+        emulator.set_faults(throttleNext=0)
+        await service.delete_identity(identity)
+        with pytest.raises(NotFoundError):
+            await service.issue_token(identity, ["voip"])
+    emulator.reset()
+    assert metrics.calls == [
+        MetricCall("add", ACS_ERRORS, 1, {"operation": "revoke_tokens", "code": "throttled"}),
+        MetricCall("add", ACS_ERRORS, 1, {"operation": "issue_token", "code": "identity_not_found"}),
+    ]
+
+
+async def test_the_sweeps_client_counts_every_throttle(emulator):
+    """The sweep's client retries nothing (retry_total=0), so each 429 ACS answers it is one count."""
+    settings = load_acs_settings({"ACS_CONNECTION_STRING": emulator.connection_string, "ACS_CA_BUNDLE": str(emulator.cert_path)})
+    metrics = RecordingMetrics()
+    async with acs.AcsIdentityClient.from_settings(settings, {}, metrics=metrics, retry_total=0) as sweep_client:
+        identity = await sweep_client.create_identity()
+        emulator.set_faults(throttleNext=1, retryAfterSeconds=1)
+        with pytest.raises(ThrottledError):
+            await sweep_client.revoke_tokens(identity)
+    emulator.reset()
+    assert metrics.named(ACS_ERRORS) == [MetricCall("add", ACS_ERRORS, 1, {"operation": "revoke_tokens", "code": "throttled"})]
 
 
 async def test_wrong_key_is_misconfiguration_and_leaks_nothing(emulator):

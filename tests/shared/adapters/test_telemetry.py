@@ -10,77 +10,21 @@ turned off for the child, and live metrics point at the same loopback server.
 
 from __future__ import annotations
 
-import gzip
-import http.server
-import json
-import os
-import subprocess
-import sys
-import textwrap
-import threading
 from collections.abc import Iterator
-from typing import ClassVar
 
 import pytest
 
 from shared.adapters import telemetry
-from tests.support import REPO_ROOT
+from tests.support.ingestion import Ingestion, run_child, running_ingestion
 
-REPO = REPO_ROOT
 #: Looks like a real JWT (header.payload.signature): must never be exported.
 FAKE_TOKEN = "eyJhbGciOiJSUzI1NiJ9.eyJza3lwZWlkIjoiYWNzOmFiYyJ9.c2lnbmF0dXJlLXNob3VsZC1uZXZlci1sZWFr"
 
 
-def run_child(code: str, extra_env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("APPLICATIONINSIGHTS_", "OTEL_"))}
-    env.update(
-        PYTHONPATH=str(REPO),
-        APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL="true",
-        OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="otel",
-        **(extra_env or {}),
-    )
-    return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=REPO, env=env, capture_output=True, text=True, timeout=timeout
-    )
-
-
-class _Ingestion(http.server.BaseHTTPRequestHandler):
-    """Accepts Application Insights track calls and keeps their bodies."""
-
-    received: ClassVar[list[bytes]] = []
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        if self.headers.get("Content-Encoding", "").lower() == "gzip":
-            body = gzip.decompress(body)
-        self.received.append(body)
-        try:
-            count = len(json.loads(body)) if self.path.startswith("/v2") else 0
-        except ValueError:
-            count = 0
-        answer = json.dumps({"itemsReceived": count, "itemsAccepted": count, "errors": []}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def ingestion() -> Iterator[tuple[str, list[bytes]]]:
-    received: list[bytes] = []
-    handler = type("Handler", (_Ingestion,), {"received": received})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/", received
-    finally:
-        server.shutdown()
-        server.server_close()
+def ingestion() -> Iterator[Ingestion]:
+    with running_ingestion() as stand_in:
+        yield stand_in
 
 
 @pytest.mark.integration  # a fresh interpreter per test (and a local ingestion server)
@@ -116,11 +60,8 @@ def test_importing_the_module_is_cheap() -> None:
 
 
 @pytest.mark.integration  # a fresh interpreter per test (and a local ingestion server)
-def test_recorded_request_reaches_ingestion_with_dimensions_and_no_token(ingestion: tuple[str, list[bytes]]) -> None:
-    endpoint, received = ingestion
-    connection_string = (
-        f"InstrumentationKey=00000000-0000-0000-0000-000000000000;IngestionEndpoint={endpoint};LiveEndpoint={endpoint}"
-    )
+def test_recorded_request_reaches_ingestion_with_dimensions_and_no_token(ingestion: Ingestion) -> None:
+    connection_string = ingestion.connection_string
     result = run_child(
         f"""
         from opentelemetry import trace, _logs
@@ -148,8 +89,8 @@ def test_recorded_request_reaches_ingestion_with_dimensions_and_no_token(ingesti
     assert result.returncode == 0, result.stderr
     assert "FLUSHED" in result.stdout
 
-    envelopes = [item for body in received if body.lstrip().startswith(b"[") for item in json.loads(body)]
-    everything = b"\n".join(received).decode("utf-8", "replace")
+    envelopes = ingestion.envelopes()
+    everything = ingestion.text()
     assert FAKE_TOKEN not in everything
     assert FAKE_TOKEN.split(".")[0] not in everything  # not even the header part
 
@@ -177,9 +118,9 @@ def test_entra_authentication_string_gives_a_managed_identity_credential() -> No
 
 @pytest.mark.parametrize("name", ["issue_token", "health", "delete_identity"])
 def test_function_names_are_kept(name: str) -> None:
-    assert telemetry._safe_operation(name) == name
+    assert telemetry.safe_name(name) == name
 
 
 @pytest.mark.parametrize("value", [FAKE_TOKEN, "Bearer abc", "endpoint=https://x/;accesskey=k", "", "A" * 10, "x" * 65])
 def test_anything_else_is_not_exported_verbatim(value: str) -> None:
-    assert telemetry._safe_operation(value) == "unknown"
+    assert telemetry.safe_name(value) == "unknown"
