@@ -22,7 +22,8 @@ def as_utc(moment: datetime) -> datetime:
 
 def format_utc(moment: datetime) -> str:
     """RFC 3339 in UTC with a Z, to the second: ``2026-11-26T09:30:00Z``."""
-    return as_utc(moment).replace(microsecond=0).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime("%Y"): strftime writes year 246 as "246", which is not RFC 3339 (found by fuzzing)
+    return as_utc(moment).replace(microsecond=0, tzinfo=None).isoformat(timespec="seconds") + "Z"
 
 
 def parse_utc(value: object) -> datetime | None:

@@ -72,3 +72,14 @@ def test_zero_disables_the_limit():
     limiter = PerUserRateLimiter(0)
     for _ in range(1000):
         limiter.acquire("alice")
+
+
+def test_times_are_rfc_3339_for_every_year():
+    from datetime import UTC, datetime
+
+    from shared.domain.clock import format_utc, parse_utc
+
+    for moment in (datetime(246, 11, 3, 14, 47, 5, 999, tzinfo=UTC), datetime(2026, 11, 27, 9, 30, tzinfo=UTC)):
+        text = format_utc(moment)
+        assert len(text) == 20 and text.endswith("Z") and parse_utc(text) == moment.replace(microsecond=0)
+    assert format_utc(datetime(246, 11, 3, tzinfo=UTC)) == "0246-11-03T00:00:00Z"
