@@ -67,6 +67,8 @@ param tokenMaxExpiryMinutes string = '1440'
 param tokenRateLimitPerMinute string = '10'
 @description('Revokes and deletes per user per hour, per instance (0 = off): each can cost an ACS call from the resource\'s 500 per 30 s.')
 param revokeRateLimitPerHour string = '6'
+@description('Token issues (and identity creations) the whole fleet may ask ACS for per 30 s; beyond, 429 without calling ACS. 0 = off.')
+param tokenFleetRatePer30s string = '0'
 param revocationSchedule string = '0 */5 * * * *'
 param revocationTableName string = 'acsrevocations'
 param revocationQueueName string = 'acs-revocations'
@@ -220,6 +222,7 @@ module api 'modules/functionapp.bicep' = {
     tokenMaxExpiryMinutes: tokenMaxExpiryMinutes
     tokenRateLimitPerMinute: tokenRateLimitPerMinute
     revokeRateLimitPerHour: revokeRateLimitPerHour
+    tokenFleetRatePer30s: tokenFleetRatePer30s
     revocationSchedule: revocationSchedule
     revocationTableName: revocationTableName
     revocationQueueName: revocationQueueName

@@ -26,7 +26,7 @@ from shared.adapters.audit import TableAuditLog
 from shared.adapters.auth import create_authenticator
 from shared.adapters.fanout import QueueFanout
 from shared.adapters.identity_map import TableIdentityMap
-from shared.adapters.ledger import TableRevocationLedger, TableSecrets
+from shared.adapters.ledger import TableBudgetStore, TableRevocationLedger, TableSecrets
 from shared.adapters.lifecycle import AsyncClosable
 from shared.adapters.metrics import create_metrics
 from shared.adapters.telemetry import configure_telemetry
@@ -38,6 +38,7 @@ from shared.domain.policy import TokenPolicy
 from shared.domain.ports import Authenticator, SecretStore
 from shared.domain.ratelimit import PerUserRateLimiter
 from shared.domain.references import UserReferences
+from shared.domain.revocation.budget import FleetBudget
 from shared.domain.revocation.campaigns import Campaigns
 from shared.domain.revocation.sweep import RevocationSettings, Sweeper, build_sweeper
 from shared.domain.token_service import TokenService
@@ -70,6 +71,7 @@ class Services(AsyncClosable):
         self._user_refs: UserReferences | None = None
         self._audit: TableAuditLog | None = None
         self._campaigns: Campaigns | None = None
+        self._budget_store: TableBudgetStore | None = None
         self._journal: Journal | None = None
         self._fanout: QueueFanout | None = None
         self._authenticator: Authenticator | None = None
@@ -114,7 +116,7 @@ class Services(AsyncClosable):
     def acs(self) -> AcsIdentityClient:
         """The user-facing ACS client (brief retries: a frontend is waiting)."""
         if self._acs is None:
-            self._acs = AcsIdentityClient.from_settings(self.acs_settings, self.env, metrics=self.metrics())
+            self._acs = AcsIdentityClient.from_settings(self.acs_settings, self.env, metrics=self.metrics(), fast_answers=True)
         return self._acs
 
     def sweep_acs(self) -> AcsIdentityClient:
@@ -171,6 +173,13 @@ class Services(AsyncClosable):
             self._journal = Journal(self.audit(), self.user_refs(), self.metrics())
         return self._journal
 
+    def budget_store(self) -> TableBudgetStore:
+        """The fleet's shared ACS budget slots (in the revocation table): every instance's sweep draws from them."""
+        if self._budget_store is None:
+            table_name = self.revocation_settings.table_name
+            self._budget_store = TableBudgetStore.from_settings(self.storage_settings, table_name, self.env)
+        return self._budget_store
+
     def campaigns(self) -> Campaigns:
         """Incident revocation campaigns (their documents live in the revocation table)."""
         if self._campaigns is None:
@@ -205,8 +214,15 @@ class Services(AsyncClosable):
                     self.token_policy.revokes_per_user_per_hour, period_seconds=3600, what="revokes and deletes"
                 ),
                 journal=self.journal(),
+                issue_budget=self._token_budget("issue"),
+                create_budget=self._token_budget("create"),
             )
         return self._token_service
+
+    def _token_budget(self, operation: str) -> FleetBudget | None:
+        """The fleet-wide budget of one ACS operation when TOKEN_FLEET_RATE_PER_30S is set (else ACS's 429s decide)."""
+        rate = self.token_policy.fleet_rate_per_30s
+        return FleetBudget(self.budget_store(), operation, rate) if rate else None
 
     def sweeper(self) -> Sweeper:
         """The revocation sweep (ledger, queue, identity map, its own ACS client and pacers)."""
@@ -223,6 +239,7 @@ class Services(AsyncClosable):
                 audit=self.audit(),
                 audit_retention_days=self.audit_settings.retention_days,
                 campaigns=self.campaigns(),
+                budget_store=self.budget_store(),
             )
         return self._sweeper
 
@@ -239,6 +256,7 @@ class Services(AsyncClosable):
             self._authenticator,
             self._secrets,
             self._audit,
+            self._budget_store,
         )
         self._acs = self._sweep_acs = self._identities = self._ledger = self._fanout = None
         self._secrets = None
@@ -246,6 +264,7 @@ class Services(AsyncClosable):
         self._audit = None
         self._journal = None
         self._campaigns = None
+        self._budget_store = None
         self._authenticator = None
         self._token_service = None
         self._sweeper = None

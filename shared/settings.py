@@ -296,6 +296,7 @@ def load_token_policy(env: Mapping[str, str]) -> TokenPolicy:
         max_expiry_minutes=max_expiry,
         per_user_per_minute=_int(env, "TOKEN_RATE_LIMIT_PER_MINUTE", 10, 0, 10_000),
         revokes_per_user_per_hour=_int(env, "REVOKE_RATE_LIMIT_PER_HOUR", 6, 0, 10_000),
+        fleet_rate_per_30s=_int(env, "TOKEN_FLEET_RATE_PER_30S", 0, 0, 1000),
     )
 
 

@@ -77,6 +77,7 @@ param tokenDefaultExpiryMinutes string = '1440'
 param tokenMaxExpiryMinutes string = '1440'
 param tokenRateLimitPerMinute string = '10'
 param revokeRateLimitPerHour string = '6'
+param tokenFleetRatePer30s string = '0'
 param revocationSchedule string = '0 */5 * * * *'
 param revocationTableName string = 'acsrevocations'
 param revocationQueueName string = 'acs-revocations'
@@ -187,6 +188,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     TOKEN_MAX_EXPIRY_MINUTES: tokenMaxExpiryMinutes
     TOKEN_RATE_LIMIT_PER_MINUTE: tokenRateLimitPerMinute
     REVOKE_RATE_LIMIT_PER_HOUR: revokeRateLimitPerHour
+    TOKEN_FLEET_RATE_PER_30S: tokenFleetRatePer30s
     // Revocation sweep.
     REVOCATION_SCHEDULE: revocationSchedule
     REVOCATION_TABLE_NAME: revocationTableName

@@ -18,6 +18,7 @@ request URLs, headers or keys.
 from __future__ import annotations
 
 import logging
+import random
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -35,6 +36,8 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline import PipelineResponse
+from azure.core.pipeline.policies import AsyncRetryPolicy
 from azure.core.pipeline.transport import AioHttpTransport
 
 from shared.adapters.credentials import entra_credential
@@ -67,6 +70,9 @@ CLIENT_OPTIONS: dict[str, Any] = {
     "read_timeout": 20,
 }
 DEFAULT_THROTTLE_RETRY_AFTER = 30
+#: the longest Retry-After the user-facing client waits out itself before answering the caller
+MAX_RETRY_AFTER_SECONDS = 1.0
+_jitter = random.Random()  # noqa: S311 - spreads retries; nothing secret
 DEFAULT_UNAVAILABLE_RETRY_AFTER = 5
 
 
@@ -107,9 +113,30 @@ def _service_message(error: HttpResponseError) -> str:
 
 
 def _throttled(error: HttpResponseError) -> ServiceError:
-    return ThrottledError(
-        "ACS is throttling requests; retry later.", retry_after=_retry_after(error, DEFAULT_THROTTLE_RETRY_AFTER)
-    )
+    # Spread the clients' retries over up to half as long again: thousands of clients told the same
+    # Retry-After would come back in the same second and be throttled together again.
+    retry_after = _retry_after(error, DEFAULT_THROTTLE_RETRY_AFTER)
+    jitter = _jitter.randint(0, max(1, retry_after // 2))
+    return ThrottledError("ACS is throttling requests; retry later.", retry_after=retry_after + jitter)
+
+
+class AnswerFastRetryPolicy(AsyncRetryPolicy[Any, Any]):
+    """The user-facing client's retries: brief ones only, never a wait the caller would notice.
+
+    azure-core retries any status that carries Retry-After, after waiting that long (ACS's 429s say
+    up to 30 s, three tries). A frontend is waiting, and during a sign-in storm thousands are: a 429,
+    or any answer asking for a wait over MAX_RETRY_AFTER_SECONDS, goes back to the caller at once
+    (429/503 with the Retry-After its client honours), instead of holding the function and a
+    connection through the waits. Short outages (5xx, connection errors) are still retried briefly.
+    """
+
+    def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
+        if response.http_response.status_code == 429:
+            return False
+        retry_after = self.get_retry_after(response)
+        if retry_after is not None and retry_after > MAX_RETRY_AFTER_SECONDS:
+            return False
+        return bool(super().is_retry(settings, response))
 
 
 def _unavailable(error: HttpResponseError) -> ServiceError:
@@ -218,10 +245,13 @@ def transport_trusting(ca_bundle: str) -> AioHttpTransport:
 
 
 def create_client(
-    settings: AcsSettings, env: Mapping[str, str], **overrides: Any
+    settings: AcsSettings, env: Mapping[str, str], *, fast_answers: bool = False, **overrides: Any
 ) -> tuple[CommunicationIdentityClient, AsyncTokenCredential | None]:
     """Build the SDK client from settings: connection string first, else endpoint + Entra ID."""
     options = {**CLIENT_OPTIONS, **overrides}
+    if fast_answers:
+        retry_options = {key: value for key, value in options.items() if key.startswith("retry_")}
+        options["retry_policy"] = AnswerFastRetryPolicy(**retry_options)
     if settings.ca_bundle:
         options["transport"] = transport_trusting(settings.ca_bundle)
     if settings.connection_string:

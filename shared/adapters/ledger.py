@@ -324,3 +324,54 @@ class TableSecrets(AsyncClosable):
         await self._table.close()
         if self._credential is not None:
             await self._credential.close()
+
+
+BUDGET_PARTITION = "budget"
+
+
+class TableBudgetStore(AsyncClosable):
+    """:class:`shared.domain.revocation.budget.BudgetStore` in the revocation table (``PartitionKey='budget'``).
+
+    A slot is a row ``<operation>-<window>-<slot>``: claiming is inserting it (one round trip; a
+    409 means another instance holds it). Old windows' rows are deleted in batches by the sweep.
+    """
+
+    def __init__(self, table: TableClient, credential: AsyncTokenCredential | None = None) -> None:
+        self._table = table
+        self._credential = credential
+        self._created = CreateOnce(table.create_table)
+
+    @classmethod
+    def from_settings(cls, settings: StorageSettings, table_name: str, env: Mapping[str, str]) -> TableBudgetStore:
+        return cls(*table_client(settings, table_name, env))
+
+    async def claim(self, operation: str, window: int, slot: int) -> bool:
+        try:
+            await self._created.ensure()
+            await self._table.create_entity({"PartitionKey": BUDGET_PARTITION, "RowKey": f"{operation}-{window:012d}-{slot:02d}"})
+        except ResourceExistsError:
+            return False
+        except AzureError as error:
+            raise unavailable(error, "budget") from None
+        return True
+
+    async def prune(self, operation: str, before_window: int) -> int:
+        query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
+        parameters = {"pk": BUDGET_PARTITION, "low": f"{operation}-", "high": f"{operation}-{max(0, before_window):012d}"}
+        try:
+            await self._created.ensure()
+            rows = [
+                entity["RowKey"] async for entity in self._table.query_entities(query, parameters=parameters, select=["RowKey"])
+            ]
+            for start in range(0, len(rows), 100):  # a transaction holds at most 100 operations of one partition
+                await self._table.submit_transaction(
+                    [("delete", {"PartitionKey": BUDGET_PARTITION, "RowKey": row}) for row in rows[start : start + 100]]
+                )
+        except AzureError as error:
+            raise unavailable(error, "budget") from None
+        return len(rows)
+
+    async def close(self) -> None:
+        await self._table.close()
+        if self._credential is not None:
+            await self._credential.close()

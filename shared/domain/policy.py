@@ -34,6 +34,9 @@ class TokenPolicy:
     per_user_per_minute: int
     #: revokes and deletes one user may ask for per hour (per worker); 0 disables the limit
     revokes_per_user_per_hour: int = 6
+    #: token issues (and, separately, identity creations) the whole fleet may ask ACS for per 30 s;
+    #: beyond, 429 at once without calling ACS. 0 = off: ACS's own 429s are answered (fast) instead
+    fleet_rate_per_30s: int = 0
 
 
 @dataclass(frozen=True)

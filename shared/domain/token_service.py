@@ -34,6 +34,7 @@ from shared.domain.models import IdentityConflict, IdentityRecord, IssuedToken
 from shared.domain.policy import TokenRequest
 from shared.domain.ports import AcsIdentityService, IdentityMap, RevocationLedger
 from shared.domain.ratelimit import PerUserRateLimiter
+from shared.domain.revocation.budget import FleetBudget
 from shared.domain.revocation.execution import RevocationExecutor
 from shared.domain.revocation.work import Outcome
 
@@ -94,6 +95,8 @@ class TokenService:
         resource: str = "",
         revoke_limiter: PerUserRateLimiter | None = None,
         journal: Journal | None = None,
+        issue_budget: FleetBudget | None = None,
+        create_budget: FleetBudget | None = None,
     ) -> None:
         self._acs = acs
         self._identities = identities
@@ -106,6 +109,9 @@ class TokenService:
         #: revokes and deletes per user: each can cost an ACS call from the resource's 500 per 30 s
         self._revoke_limiter = revoke_limiter or PerUserRateLimiter(0)
         self._clock = clock
+        #: the fleet's shares of ACS's token-issue and identity-create limits (TOKEN_FLEET_RATE_PER_30S; off: None)
+        self._issue_budget = issue_budget
+        self._create_budget = create_budget
         #: the ACS resource ``acs`` talks to (AcsSettings.resource): mappings of another one are never used
         self._resource = resource
         self._known: OrderedDict[str, str] = OrderedDict()  # user key -> ACS id (LRU)
@@ -244,6 +250,8 @@ class TokenService:
 
     async def _issue_to(self, user_key: str, acs_user_id: str, request: TokenRequest) -> TokenGrant | _Missing:
         """A token for ``acs_user_id`` (noting the issue in the map), or why ACS would not issue one."""
+        if self._issue_budget is not None:
+            await self._issue_budget.try_acquire()  # the fleet's share is spent: 429 now, ACS is not asked
         # The ACS call and the store write run side by side: latency is the slower of the two,
         # not their sum. If ACS then fails, LastIssuedAt is merely a little early, which only
         # makes the revocation sweep look at this user once more.
@@ -263,6 +271,8 @@ class TokenService:
 
     async def _create_and_issue(self, user_key: str, request: TokenRequest, *, replacing: IdentityRecord | None) -> TokenGrant:
         """A new identity in this resource, mapped create-if-absent (or in place of another resource's)."""
+        if self._create_budget is not None:
+            await self._create_budget.try_acquire()
         try:
             acs_user_id, token = await self._acs.create_identity_with_token(request.scopes, request.expires_in_minutes)
         except UnavailableError as error:

@@ -33,6 +33,7 @@ from shared.domain.models import (
     request_row_key,
 )
 from shared.domain.ports import AcsIdentityService, AuditLog, BatchQueue, IdentityMap, RevocationLedger, SecretStore
+from shared.domain.revocation.budget import BudgetStore
 
 
 class FailurePlan:
@@ -433,3 +434,25 @@ def _fakes_implement_the_ports() -> None:
     _queue: BatchQueue = FakeQueue()
     _secrets: SecretStore = FakeSecrets()
     _audit: AuditLog = FakeAudit()
+    _budget: BudgetStore = FakeBudgetStore()
+
+
+class FakeBudgetStore:
+    """The fleet's budget slots in memory (:class:`shared.domain.revocation.budget.BudgetStore`)."""
+
+    def __init__(self) -> None:
+        self.claimed: set[tuple[str, int, int]] = set()
+        self.claims = 0
+
+    async def claim(self, operation: str, window: int, slot: int) -> bool:
+        await asyncio.sleep(0)
+        self.claims += 1
+        if (operation, window, slot) in self.claimed:
+            return False
+        self.claimed.add((operation, window, slot))
+        return True
+
+    async def prune(self, operation: str, before_window: int) -> int:
+        old = {key for key in self.claimed if key[0] == operation and key[1] < before_window}
+        self.claimed -= old
+        return len(old)

@@ -25,9 +25,10 @@ from shared.domain.errors import UnavailableError
 from shared.domain.journal import Journal
 from shared.domain.metrics import CAMPAIGN_REMAINING, SWEEP_BACKLOG
 from shared.domain.ports import AcsIdentityService, AuditLog, BatchQueue, IdentityMap, RevocationLedger
+from shared.domain.revocation.budget import BudgetStore, FleetBudget, PacedBudget
 from shared.domain.revocation.campaigns import Campaigns
 from shared.domain.revocation.execution import RevocationExecutor
-from shared.domain.revocation.pacing import RatePacer
+from shared.domain.revocation.pacing import Pacer, RatePacer
 from shared.domain.revocation.processor import ItemProcessor
 from shared.domain.revocation.work import Outcome, SweepPolicy, WorkItem, chunks, encode_batch
 
@@ -151,8 +152,11 @@ class Sweeper:
         audit_retention_days: int = 0,
         campaigns: Campaigns | None = None,
         resource: str = "",
+        budgets: list[FleetBudget] | None = None,
     ) -> None:
         self._journal = journal or Journal()
+        #: the fleet-wide budgets the pacers draw from (their old slots are pruned after each run)
+        self._budgets = budgets or []
         #: incident campaigns: scanned and worked on by every timer run while active
         self._campaigns = campaigns
         self._resource = resource
@@ -238,6 +242,11 @@ class Sweeper:
     async def _maintain(self, summary: SweepSummary, now: datetime) -> None:
         """Housekeeping after the work: the backlog gauge, and the audit trail's retention."""
         summary.pending = (await self._ledger.count_pending())[0]
+        for budget in self._budgets:
+            try:
+                await budget.prune()
+            except UnavailableError:
+                logger.warning("old budget slots could not be pruned this run (storage unavailable)")
         self._journal.metrics.set(SWEEP_BACKLOG, summary.pending)
         if self._audit is not None and self._audit_retention is not None:
             try:
@@ -384,11 +393,13 @@ def build_sweeper(
     *,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    wall: Callable[[], float] = time.time,
     resource: str = "",
     journal: Journal | None = None,
     audit: AuditLog | None = None,
     audit_retention_days: int = 0,
     campaigns: Campaigns | None = None,
+    budget_store: BudgetStore | None = None,
 ) -> Sweeper:
     """A sweeper over given ports: one pacer per ACS operation, burst at most one second's worth.
 
@@ -396,13 +407,23 @@ def build_sweeper(
     unit tests pass a fake pair so that waiting costs no real time.
     """
     burst = max(1, min(settings.concurrency, settings.rate_per_30s // 30))
+    budgets: list[FleetBudget] = []
+
+    def pacer(operation: str) -> Pacer:
+        local = RatePacer(settings.rate_per_second, burst, clock=monotonic, sleep=sleep)
+        if budget_store is None:
+            return local
+        fleet = FleetBudget(budget_store, operation, settings.rate_per_30s, wall=wall, sleep=sleep)
+        budgets.append(fleet)
+        return PacedBudget(local, fleet)
+
     executor = RevocationExecutor(
         acs,
         identities,
         ledger,
         clock,
-        revoke_pacer=RatePacer(settings.rate_per_second, burst, clock=monotonic, sleep=sleep),
-        delete_pacer=RatePacer(settings.rate_per_second, burst, clock=monotonic, sleep=sleep),
+        revoke_pacer=pacer("revoke"),
+        delete_pacer=pacer("delete"),
         journal=journal,
     )
     campaigns = campaigns or Campaigns(ledger, clock, settings.rate_per_second, monotonic)
@@ -421,4 +442,5 @@ def build_sweeper(
         audit_retention_days=audit_retention_days,
         campaigns=campaigns,
         resource=resource,
+        budgets=budgets,
     )

@@ -384,3 +384,22 @@ async def test_an_insert_whose_answer_was_lost_and_retried_is_recognised_as_ours
     grant = await fakes.service.issue(ALICE, REQUEST)
     assert fakes.identities.rows[ALICE.key].acs_user_id == grant.communication_user_id
     assert fakes.acs.count("delete") == 0 and fakes.acs.is_valid(grant.token.token)  # not deleted as an "orphan"
+
+
+async def test_with_a_fleet_issue_budget_a_spent_share_is_429_without_asking_acs() -> None:
+    from shared.domain.revocation.budget import FleetBudget
+    from tests.support.fakes import FakeBudgetStore
+
+    fakes = World()
+    wall = [1_000_000.0]
+    store = FakeBudgetStore()
+    fakes.service._issue_budget = FleetBudget(store, "issue", 32, wall=lambda: wall[0])  # 2 issues per 2 s window
+    await fakes.service.issue(ALICE, REQUEST)  # creates (no issue budget needed for a create)
+    await fakes.service.issue(ALICE, REQUEST)
+    await fakes.service.issue(ALICE, REQUEST)
+    calls = len(fakes.acs.calls)
+    with pytest.raises(ThrottledError) as caught:
+        await fakes.service.issue(ALICE, REQUEST)
+    assert caught.value.retry_after >= 1 and len(fakes.acs.calls) == calls  # ACS was not asked
+    wall[0] += 2.0
+    assert (await fakes.service.issue(ALICE, REQUEST)).token.token
