@@ -124,16 +124,16 @@ class AnswerFastRetryPolicy(AsyncRetryPolicy[Any, Any]):
     """The user-facing client's retries: brief ones only, never a wait the caller would notice.
 
     azure-core retries any status that carries Retry-After, after waiting that long (ACS's 429s say
-    up to 30 s, three tries). A frontend is waiting, and during a sign-in storm thousands are: a 429,
-    or any answer asking for a wait over MAX_RETRY_AFTER_SECONDS, goes back to the caller at once
+    up to 30 s, three tries). A frontend is waiting, and during a sign-in storm thousands are: any
+    answer asking for a wait over MAX_RETRY_AFTER_SECONDS (or a 429 without Retry-After) goes back at once
     (429/503 with the Retry-After its client honours), instead of holding the function and a
     connection through the waits. Short outages (5xx, connection errors) are still retried briefly.
     """
 
     def is_retry(self, settings: dict[str, Any], response: PipelineResponse[Any, Any]) -> bool:
-        if response.http_response.status_code == 429:
-            return False
         retry_after = self.get_retry_after(response)
+        if response.http_response.status_code == 429 and retry_after is None:
+            return False  # no hint: a throttled resource, answer at once
         if retry_after is not None and retry_after > MAX_RETRY_AFTER_SECONDS:
             return False
         return bool(super().is_retry(settings, response))

@@ -111,7 +111,7 @@ def test_misconfiguration_is_a_500_with_correlation_id_and_unhealthy(app_factory
     assert response.status_code == 500
     error = response.json()["error"]
     assert error["code"] == "misconfigured" and error["correlationId"]
-    assert error["correlationId"] in app.log_text()
+    assert error["correlationId"] in app.wait_log(error["correlationId"])
     assert "Traceback" not in response.text
     health = requests.get(app.api("health"), timeout=30)
     assert health.status_code == 503

@@ -153,7 +153,11 @@ def test_soak_with_faults_and_an_azurite_restart_loses_nothing(soak_env):
     with TableClient.from_connection_string(azurite.connection_string, identity_table) as table:
         mapped = [entity["AcsUserId"] for entity in table.query_entities(MAPPING_ROWS)]
     assert len(mapped) == len(set(mapped)) <= USERS  # one identity per user
-    assert emulator.stats()["identities"]["live"] == len(mapped)  # every other identity was deleted: no orphans
+    # Every other identity was deleted: no orphans, except one traced in the log for each create whose
+    # answer was lost (ACS may have created it; nobody can know its id: README, "Orphan identities").
+    traced = sum("if ACS created it anyway" in line for line in app.log_lines)
+    orphans = emulator.stats()["identities"]["live"] - len(mapped)
+    assert 0 <= orphans <= traced, (orphans, traced)
 
     for user, log in logs.items():
         for token in log.tokens[: log.killed_before]:

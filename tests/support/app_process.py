@@ -58,6 +58,13 @@ class AppProcess:
     def log_text(self) -> str:
         return "".join(self.log_lines)
 
+    def wait_log(self, text: str, timeout: float = 10.0) -> str:
+        """The log once it contains ``text`` (a thread reads the process's stderr: it may lag a little)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.log_text() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.log_text()
+
     def stop(self) -> None:
         stop_process(self.process)
 
