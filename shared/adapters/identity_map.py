@@ -175,6 +175,53 @@ class TableIdentityMap(AsyncClosable):
         except AzureError as error:
             raise unavailable(error, _WHAT) from None
 
+    async def repair_index(self, cursor: Mapping[str, Any] | None, limit: int) -> tuple[dict[str, Any], int]:
+        """One bounded step of the sweep's repair pass over the reverse index and the map.
+
+        Index entries whose mapping is gone or points elsewhere (a crash between the writes) are
+        deleted; mappings without an entry (written before the index existed) get one.
+        """
+        cursor = dict(cursor or {})
+        fixed = 0
+        index_rows, cursor["index"] = await self._page("PartitionKey ge 'i' and PartitionKey lt 'j'", cursor.get("index"), limit)
+        for entity in index_rows:
+            record = await self.get(str(entity.get("UserKey", "")))
+            acs_user_id = str(entity.get("AcsUserId", ""))
+            if record is None or acs_user_id not in (record.acs_user_id, record.previous_acs_user_id):
+                await self.forget_index(acs_user_id)
+                fixed += 1
+        mappings, cursor["map"] = await self._page("PartitionKey lt 'i'", cursor.get("map"), limit)
+        for entity in mappings:
+            record = _record(entity)
+            if await self.user_key_for(record.acs_user_id) is None:
+                await self._index(record.user_key, record.acs_user_id, record.created_at)
+                fixed += 1
+        return cursor, fixed
+
+    async def _page(self, where: str, after: object, limit: int) -> tuple[list[Mapping[str, Any]], list[str] | None]:
+        """Up to ``limit`` rows matching ``where`` after the (PartitionKey, RowKey) ``after``; the next cursor.
+
+        The cursor is None once the end is reached, so the next step starts over.
+        """
+        parameters: dict[str, Any] = {}
+        if isinstance(after, list) and len(after) == 2:
+            where += (
+                " and ( PartitionKey gt @p or ( PartitionKey eq @p and RowKey gt @r ) )"  # spaces: the SDK reads @r)) as a name
+            )
+            parameters = {"p": str(after[0]), "r": str(after[1])}
+        rows: list[Mapping[str, Any]] = []
+        try:
+            await self._created.ensure()
+            async for entity in self._table.query_entities(where, parameters=parameters, results_per_page=limit):
+                rows.append(entity)
+                if len(rows) >= limit:
+                    break
+        except AzureError as error:
+            raise unavailable(error, _WHAT) from None
+        if len(rows) < limit:
+            return rows, None  # the end: start over next time
+        return rows, [str(rows[-1]["PartitionKey"]), str(rows[-1]["RowKey"])]
+
     async def _forget_index_quietly(self, acs_user_id: str) -> None:
         """Best effort: a leftover entry is found and dropped by the next lookup that meets it."""
         try:

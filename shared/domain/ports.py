@@ -82,6 +82,13 @@ class IdentityMap(Protocol):
         """Drop a reverse-index entry whose mapping is gone (a crash between the two writes)."""
         ...
 
+    async def repair_index(self, cursor: Mapping[str, Any] | None, limit: int) -> tuple[dict[str, Any], int]:
+        """Check up to ``limit`` index entries and ``limit`` mappings from ``cursor`` on, fixing disagreements.
+
+        Returns where to go on next time (it wraps around at the end) and how many were fixed.
+        """
+        ...
+
     def iter_records(
         self, *, issued_since: datetime | None = None, issued_before: datetime | None = None, page_size: int = 1000
     ) -> AsyncIterator[IdentityRecord]:

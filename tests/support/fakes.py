@@ -225,6 +225,20 @@ class FakeIdentityMap(FailurePlan):
         await self.step("forget_index")
         self.index.pop(acs_user_id, None)
 
+    async def repair_index(self, cursor: Mapping[str, Any] | None, limit: int) -> tuple[dict[str, Any], int]:
+        await self.step("repair_index")
+        fixed = 0
+        for acs_user_id, key in list(self.index.items()):
+            record = self.rows.get(key)
+            if record is None or acs_user_id not in (record.acs_user_id, record.previous_acs_user_id):
+                del self.index[acs_user_id]
+                fixed += 1
+        for record in self.rows.values():
+            if record.acs_user_id not in self.index:
+                self.index[record.acs_user_id] = record.user_key
+                fixed += 1
+        return {}, fixed
+
     async def iter_records(
         self, *, issued_since: datetime | None = None, issued_before: datetime | None = None, page_size: int = 1000
     ) -> AsyncIterator[IdentityRecord]:

@@ -39,6 +39,9 @@ LAST_RUN = "last-run"
 LAST_BATCH = "last-batch"
 #: a claimed item needs at most about this long, so claiming stops this much before the budget ends
 CLAIM_MARGIN_SECONDS = 2.0
+INDEX_REPAIR = "index-repair"
+#: index entries and mappings the repair pass checks per timer run (a full pass over N users takes N / this runs)
+INDEX_REPAIR_PER_RUN = 200
 #: at most this many audit entries are pruned per timer run (the rest next time)
 AUDIT_PRUNE_PER_RUN = 1000
 #: a queue batch retries the policy items it could not do after this long
@@ -88,6 +91,8 @@ class SweepSummary:
     #: revocation requests still waiting when the run ended (the backlog gauge)
     pending: int = 0
     audit_pruned: int = 0
+    #: reverse-index entries the repair pass fixed this run (after a crash between the index and map writes)
+    index_repaired: int = 0
     past_due: bool = False
     stopped_by_budget: bool = False
     duration_ms: int = 0
@@ -247,6 +252,12 @@ class Sweeper:
                 await budget.prune()
             except UnavailableError:
                 logger.warning("old budget slots could not be pruned this run (storage unavailable)")
+        try:
+            cursor = await self._ledger.load_status(INDEX_REPAIR) or {}
+            cursor, summary.index_repaired = await self._identities.repair_index(cursor, INDEX_REPAIR_PER_RUN)
+            await self._ledger.save_status(INDEX_REPAIR, cursor)
+        except UnavailableError:
+            logger.warning("the reverse index could not be checked this run (storage unavailable)")
         self._journal.metrics.set(SWEEP_BACKLOG, summary.pending)
         if self._audit is not None and self._audit_retention is not None:
             try:

@@ -144,3 +144,20 @@ async def test_replace_keeps_the_previous_mapping_and_is_conditional(store):
     await store.delete("dev|moved")
     inserted = await store.replace(fetched, "8:acs:b_3", later, resource="b.communication.azure.com")  # gone: inserted
     assert (await store.get("dev|moved")).acs_user_id == inserted.acs_user_id == "8:acs:b_3"
+
+
+async def test_the_repair_pass_heals_the_reverse_index_step_by_step(store):
+    for n in range(5):
+        await store.insert(f"dev|r{n}", f"8:acs:r{n}", NOW)
+    await store.forget_index("8:acs:r3")  # a mapping written before the index existed
+    await store._index("dev|gone", "8:acs:dangling", NOW)  # a crash between the index and the mapping write
+    assert await store.user_key_for("8:acs:r3") is None and await store.user_key_for("8:acs:dangling") == "dev|gone"
+    cursor, fixed, steps = None, 0, 0
+    while True:  # two rows of each kind per step, as the sweep does with 200
+        cursor, step_fixed = await store.repair_index(cursor, 2)
+        fixed, steps = fixed + step_fixed, steps + 1
+        if cursor == {"index": None, "map": None} or steps > 10:
+            break
+    assert fixed == 2 and steps >= 3
+    assert await store.user_key_for("8:acs:r3") == "dev|r3" and await store.user_key_for("8:acs:dangling") is None
+    assert [r async for r in store.iter_records()] and (await store.repair_index(None, 100))[1] == 0  # nothing left
