@@ -33,6 +33,7 @@ DEFAULT_HOST = "127.0.0.1"
 EMULATOR_PORT = 8443
 AZURITE_TABLE_PORT = 10002
 AZURITE_QUEUE_PORT = 10001
+AZURITE_BLOB_PORT = 10000  # the timer's singleton lock is a blob lease, as on the Functions host
 DEV_STORAGE = ("usedevelopmentstorage=true", "")
 
 
@@ -70,10 +71,15 @@ def main() -> int:
     with ExitStack() as stack:
         if effective(values, "AzureWebJobsStorage").lower() in DEV_STORAGE:
             azurite = stack.enter_context(
-                start_azurite(table_port=AZURITE_TABLE_PORT, queue_port=AZURITE_QUEUE_PORT, location=STATE_DIR / "azurite")
+                start_azurite(
+                    table_port=AZURITE_TABLE_PORT,
+                    queue_port=AZURITE_QUEUE_PORT,
+                    blob_port=AZURITE_BLOB_PORT,
+                    location=STATE_DIR / "azurite",
+                )
             )
             env["AzureWebJobsStorage"] = azurite.connection_string
-            print(f"Azurite (Table, Queue) on {azurite.table_endpoint}", file=sys.stderr)
+            print(f"Azurite (Blob, Queue, Table) on {azurite.table_endpoint}", file=sys.stderr)
         if not (effective(values, "ACS_CONNECTION_STRING") or effective(values, "ACS_ENDPOINT")):
             emulator = stack.enter_context(start_emulator("--port", str(EMULATOR_PORT), cert_dir=STATE_DIR / "emulator"))
             env["ACS_CONNECTION_STRING"] = emulator.connection_string
