@@ -14,17 +14,13 @@ from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError, ResourceNotFoundError
-from azure.data.tables.aio import TableClient
+from azure.core.exceptions import ResourceNotFoundError
 
-from shared.adapters.lifecycle import AsyncClosable
-from shared.adapters.storage import CreateOnce, table_client, unavailable
+from shared.adapters.storage import TableAdapter, table_client
 from shared.domain.clock import as_utc
 from shared.domain.models import AuditEntry
 from shared.settings import StorageSettings
 
-_WHAT = "audit"
 #: RowKeys count down from here, so newer entries sort first
 _INVERSION = 10**13
 
@@ -44,13 +40,10 @@ def _entry(entity: Mapping[str, Any]) -> AuditEntry:
     )
 
 
-class TableAuditLog(AsyncClosable):
+class TableAuditLog(TableAdapter):
     """:class:`shared.domain.ports.AuditLog` on one Azure Table."""
 
-    def __init__(self, table: TableClient, credential: AsyncTokenCredential | None = None) -> None:
-        self._table = table
-        self._credential = credential
-        self._created = CreateOnce(table.create_table)
+    what = "audit"
 
     @classmethod
     def from_settings(cls, settings: StorageSettings, table_name: str, env: Mapping[str, str]) -> TableAuditLog:
@@ -66,29 +59,22 @@ class TableAuditLog(AsyncClosable):
             "At": entry.at,
             "AcsUserId": entry.acs_user_id,
         }
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             await self._table.create_entity(entity)
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
 
     async def history(self, user_ref: str, limit: int = 100) -> AsyncIterator[AuditEntry]:
         count = 0
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             pages = self._table.query_entities("PartitionKey eq @ref", parameters={"ref": user_ref}, results_per_page=limit)
             async for entity in pages:
                 yield _entry(entity)
                 count += 1
                 if count >= limit:
                     return
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
 
     async def prune(self, before: datetime, limit: int = 1000) -> int:
         deleted = 0
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             pages = self._table.query_entities(
                 "At lt @before", parameters={"before": before}, select=["PartitionKey", "RowKey"], results_per_page=limit
             )
@@ -100,11 +86,4 @@ class TableAuditLog(AsyncClosable):
                 deleted += 1
                 if deleted >= limit:
                     break
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
         return deleted
-
-    async def close(self) -> None:
-        await self._table.close()
-        if self._credential is not None:
-            await self._credential.close()

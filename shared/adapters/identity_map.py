@@ -34,20 +34,15 @@ from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
-from azure.data.tables.aio import TableClient
 
-from shared.adapters.lifecycle import AsyncClosable
-from shared.adapters.storage import CreateOnce, table_client, unavailable
+from shared.adapters.storage import TableAdapter, table_client
 from shared.domain.caller import user_digest
 from shared.domain.clock import as_utc
 from shared.domain.errors import UnavailableError
 from shared.domain.models import IdentityConflict, IdentityRecord
 from shared.settings import StorageSettings
-
-_WHAT = "identity"
 
 
 def entity_keys(user_key: str) -> tuple[str, str]:
@@ -100,13 +95,10 @@ def _new_entity(user_key: str, acs_user_id: str, now: datetime, resource: str | 
     return entity
 
 
-class TableIdentityMap(AsyncClosable):
+class TableIdentityMap(TableAdapter):
     """:class:`shared.domain.ports.IdentityMap` on one Azure Table."""
 
-    def __init__(self, table: TableClient, credential: AsyncTokenCredential | None = None) -> None:
-        self._table = table
-        self._credential = credential
-        self._created = CreateOnce(table.create_table)
+    what = "identity"
 
     @classmethod
     def from_settings(cls, settings: StorageSettings, env: Mapping[str, str]) -> TableIdentityMap:
@@ -122,58 +114,39 @@ class TableIdentityMap(AsyncClosable):
         return await self._get_entity(*keys_for_row(row_key))
 
     async def _get_entity(self, partition: str, row: str) -> IdentityRecord | None:
-        try:
-            await self._created.ensure()
-            entity = await self._table.get_entity(partition, row)
-        except ResourceNotFoundError:
-            return None
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
-        return _record(entity)
+        entity = await self._entity(partition, row)
+        return None if entity is None else _record(entity)
 
     async def insert(self, user_key: str, acs_user_id: str, now: datetime, *, resource: str | None = None) -> IdentityRecord:
         """Create-if-absent; IdentityConflict carries the winner's record when we lost a race."""
         entity = _new_entity(user_key, acs_user_id, now, resource)
         await self._index(user_key, acs_user_id, now)
-        try:
-            await self._table.create_entity(entity)
-        except ResourceExistsError:
-            existing = await self.get(user_key)
-            if existing is None:  # deleted between our insert and read: try once more
-                return await self.insert(user_key, acs_user_id, now, resource=resource)
-            if existing.acs_user_id != acs_user_id:
-                await self._forget_index_quietly(acs_user_id)
-            raise IdentityConflict(existing) from None
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
+        async with self._reaching():
+            try:
+                await self._table.create_entity(entity)
+            except ResourceExistsError:
+                existing = await self.get(user_key)
+                if existing is None:  # deleted between our insert and read: try once more
+                    return await self.insert(user_key, acs_user_id, now, resource=resource)
+                if existing.acs_user_id != acs_user_id:
+                    await self._forget_index_quietly(acs_user_id)
+                raise IdentityConflict(existing) from None
         return IdentityRecord(user_key, acs_user_id, now, now, None, acs_resource=resource)
 
     async def _index(self, user_key: str, acs_user_id: str, now: datetime) -> None:
         """The reverse-index entry, written before the mapping it describes."""
         partition, row = index_keys(acs_user_id)
         entity = {"PartitionKey": partition, "RowKey": row, "AcsUserId": acs_user_id, "UserKey": user_key, "CreatedAt": now}
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             await self._table.upsert_entity(entity, mode=UpdateMode.REPLACE)
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
 
     async def user_key_for(self, acs_user_id: str) -> str | None:
-        try:
-            await self._created.ensure()
-            entity = await self._table.get_entity(*index_keys(acs_user_id))
-        except ResourceNotFoundError:
-            return None
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
-        return str(entity["UserKey"])
+        entity = await self._entity(*index_keys(acs_user_id))
+        return None if entity is None else str(entity["UserKey"])
 
     async def forget_index(self, acs_user_id: str) -> None:
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             await self._table.delete_entity(*index_keys(acs_user_id))
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
 
     async def repair_index(self, cursor: Mapping[str, Any] | None, limit: int) -> tuple[dict[str, Any], int]:
         """One bounded step of the sweep's repair pass over the reverse index and the map.
@@ -210,14 +183,11 @@ class TableIdentityMap(AsyncClosable):
             )
             parameters = {"p": str(after[0]), "r": str(after[1])}
         rows: list[Mapping[str, Any]] = []
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             async for entity in self._table.query_entities(where, parameters=parameters, results_per_page=limit):
                 rows.append(entity)
                 if len(rows) >= limit:
                     break
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
         if len(rows) < limit:
             return rows, None  # the end: start over next time
         return rows, [str(rows[-1]["PartitionKey"]), str(rows[-1]["RowKey"])]
@@ -238,17 +208,16 @@ class TableIdentityMap(AsyncClosable):
             "ReplacedAt": now,
         }
         await self._index(previous.user_key, acs_user_id, now)  # the old identity's entry stays: "previous"
-        try:
-            await self._table.update_entity(
-                entity, mode=UpdateMode.REPLACE, etag=previous.etag, match_condition=MatchConditions.IfNotModified
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            current = await self.get(previous.user_key)
-            if current is None:
-                return await self.insert(previous.user_key, acs_user_id, now, resource=resource)
-            raise IdentityConflict(current) from None
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
+        async with self._reaching():
+            try:
+                await self._table.update_entity(
+                    entity, mode=UpdateMode.REPLACE, etag=previous.etag, match_condition=MatchConditions.IfNotModified
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                current = await self.get(previous.user_key)
+                if current is None:
+                    return await self.insert(previous.user_key, acs_user_id, now, resource=resource)
+                raise IdentityConflict(current) from None
         return IdentityRecord(
             previous.user_key,
             acs_user_id,
@@ -263,16 +232,14 @@ class TableIdentityMap(AsyncClosable):
 
     async def _merge(self, user_key: str, fields: dict[str, Any]) -> None:
         partition, row = entity_keys(user_key)
-        try:
-            await self._created.ensure()
-            await self._table.update_entity(
-                {"PartitionKey": partition, "RowKey": row, **fields},
-                mode=UpdateMode.MERGE,  # sends If-Match: *, so a deleted entity is not re-created
-            )
-        except ResourceNotFoundError:
-            pass  # deleted meanwhile: nothing to record
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
+        async with self._reaching():
+            try:
+                await self._table.update_entity(
+                    {"PartitionKey": partition, "RowKey": row, **fields},
+                    mode=UpdateMode.MERGE,  # sends If-Match: *, so a deleted entity is not re-created
+                )
+            except ResourceNotFoundError:
+                pass  # deleted meanwhile: nothing to record
 
     async def record_issued(self, user_key: str, when: datetime) -> None:
         """One merge write, no read."""
@@ -288,13 +255,11 @@ class TableIdentityMap(AsyncClosable):
         """
         partition, row = entity_keys(user_key)
         conditions: dict[str, Any] = {} if etag is None else {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-        try:
-            await self._created.ensure()
-            await self._table.delete_entity(partition, row, **conditions)
-        except ResourceModifiedError:
-            return False
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
+        async with self._reaching():
+            try:
+                await self._table.delete_entity(partition, row, **conditions)
+            except ResourceModifiedError:
+                return False
         if acs_user_id is not None:
             await self._forget_index_quietly(acs_user_id)
         return True
@@ -312,15 +277,7 @@ class TableIdentityMap(AsyncClosable):
         if issued_before is not None:
             clauses.append("LastIssuedAt lt @before")
             parameters["before"] = issued_before
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             pages = self._table.query_entities(" and ".join(clauses), parameters=parameters, results_per_page=page_size)
             async for entity in pages:
                 yield _record(entity)
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
-
-    async def close(self) -> None:
-        await self._table.close()
-        if self._credential is not None:
-            await self._credential.close()

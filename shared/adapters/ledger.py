@@ -19,17 +19,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
-from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import AzureError, ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
-from azure.data.tables.aio import TableClient
 
-from shared.adapters.lifecycle import AsyncClosable
-from shared.adapters.storage import CreateOnce, table_client, unavailable
+from shared.adapters.storage import TableAdapter, table_client
 from shared.domain.clock import as_utc
 from shared.domain.errors import UnavailableError
 from shared.domain.models import Action, RevocationRequest, request_row_key
@@ -40,7 +38,6 @@ STATUS_PARTITION = "status"
 CAMPAIGN_PARTITION = "campaign"
 #: tries of a read-change-write of a campaign document before giving up (concurrent batches)
 UPDATE_ATTEMPTS = 8
-_WHAT = "revocation"
 
 
 def _request(entity: Mapping[str, Any]) -> RevocationRequest:
@@ -58,13 +55,10 @@ def _request(entity: Mapping[str, Any]) -> RevocationRequest:
     )
 
 
-class TableRevocationLedger(AsyncClosable):
+class TableRevocationLedger(TableAdapter):
     """:class:`shared.domain.ports.RevocationLedger` on one Azure Table."""
 
-    def __init__(self, table: TableClient, credential: AsyncTokenCredential | None = None) -> None:
-        self._table = table
-        self._credential = credential
-        self._created = CreateOnce(table.create_table)
+    what = "revocation"
 
     @classmethod
     def from_settings(cls, settings: StorageSettings, table_name: str, env: Mapping[str, str]) -> TableRevocationLedger:
@@ -76,26 +70,8 @@ class TableRevocationLedger(AsyncClosable):
         self, action: Action, user_key: str, *, reason: str, source: str, now: datetime, acs_user_id: str | None = None
     ) -> RevocationRequest:
         """Upsert (merge) a pending request; a repeat request for the same user resets its back-off."""
-        row_key = request_row_key(action, user_key)
-        entity: dict[str, Any] = {
-            "PartitionKey": REQUEST_PARTITION,
-            "RowKey": row_key,
-            "Action": action,
-            "UserKey": user_key,
-            "Reason": reason[:200],
-            "Source": source,
-            "RequestedAt": now,
-            "NotBefore": now,
-        }
-        if acs_user_id:
-            entity["AcsUserId"] = acs_user_id
-        try:
-            await self._created.ensure()
-            metadata = await self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
-        return RevocationRequest(
-            row_key=row_key,
+        request = RevocationRequest(
+            row_key=request_row_key(action, user_key),
             action=action,
             user_key=user_key,
             acs_user_id=acs_user_id,
@@ -104,30 +80,38 @@ class TableRevocationLedger(AsyncClosable):
             requested_at=now,
             not_before=now,
             attempts=0,
-            etag=(metadata or {}).get("etag"),
+            etag=None,
         )
+        entity: dict[str, Any] = {
+            "PartitionKey": REQUEST_PARTITION,
+            "RowKey": request.row_key,
+            "Action": action,
+            "UserKey": user_key,
+            "Reason": request.reason,
+            "Source": source,
+            "RequestedAt": now,
+            "NotBefore": now,
+        }
+        if acs_user_id:
+            entity["AcsUserId"] = acs_user_id
+        async with self._reaching():
+            metadata = await self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+        return replace(request, etag=(metadata or {}).get("etag"))
 
     async def get(self, row_key: str) -> RevocationRequest | None:
-        try:
-            await self._created.ensure()
-            entity = await self._table.get_entity(REQUEST_PARTITION, row_key)
-        except ResourceNotFoundError:
-            return None
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
-        return _request(entity)
+        entity = await self._entity(REQUEST_PARTITION, row_key)
+        return None if entity is None else _request(entity)
 
     async def complete(self, request: RevocationRequest) -> bool:
         """Remove a request ACS has confirmed; False if it changed meanwhile (it stays pending)."""
         conditions: dict[str, Any] = {}
         if request.etag:
             conditions = {"etag": request.etag, "match_condition": MatchConditions.IfNotModified}
-        try:
-            await self._table.delete_entity(REQUEST_PARTITION, request.row_key, **conditions)
-        except ResourceModifiedError:
-            return False
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
+        async with self._reaching():
+            try:
+                await self._table.delete_entity(REQUEST_PARTITION, request.row_key, **conditions)
+            except ResourceModifiedError:
+                return False
         return True
 
     async def postpone(self, request: RevocationRequest, until: datetime, error_code: str | None = None) -> None:
@@ -136,34 +120,31 @@ class TableRevocationLedger(AsyncClosable):
         if error_code is not None:
             fields["Attempts"] = request.attempts + 1
             fields["LastError"] = error_code
-        try:
-            await self._table.update_entity(
-                fields,
-                mode=UpdateMode.MERGE,
-                etag=request.etag or "*",
-                match_condition=MatchConditions.IfNotModified if request.etag else MatchConditions.Unconditionally,
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            pass
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
+        async with self._reaching():
+            try:
+                await self._table.update_entity(
+                    fields,
+                    mode=UpdateMode.MERGE,
+                    etag=request.etag or "*",
+                    match_condition=MatchConditions.IfNotModified if request.etag else MatchConditions.Unconditionally,
+                )
+            except (ResourceModifiedError, ResourceNotFoundError):
+                pass
 
     async def lease(self, row_keys: Sequence[str], until: datetime) -> None:
         """Mark requests as owned by a queue batch until ``until`` (unconditional merge, If-Match *)."""
-        for row_key in row_keys:
-            try:
-                await self._table.update_entity(
-                    {"PartitionKey": REQUEST_PARTITION, "RowKey": row_key, "NotBefore": until}, mode=UpdateMode.MERGE
-                )
-            except ResourceNotFoundError:
-                pass
-            except AzureError as error:
-                raise unavailable(error, _WHAT) from None
+        async with self._reaching():
+            for row_key in row_keys:
+                try:
+                    await self._table.update_entity(
+                        {"PartitionKey": REQUEST_PARTITION, "RowKey": row_key, "NotBefore": until}, mode=UpdateMode.MERGE
+                    )
+                except ResourceNotFoundError:
+                    pass
 
     async def due(self, now: datetime, page_size: int = 500) -> AsyncIterator[RevocationRequest]:
         """Pending requests whose ``NotBefore`` has passed, oldest pages first, streamed."""
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             pages = self._table.query_entities(
                 "PartitionKey eq @pk and NotBefore le @now",
                 parameters={"pk": REQUEST_PARTITION, "now": now},
@@ -171,14 +152,11 @@ class TableRevocationLedger(AsyncClosable):
             )
             async for entity in pages:
                 yield _request(entity)
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
 
     async def count_pending(self, cap: int = 10_000) -> tuple[int, bool]:
         """(pending requests, whether the count hit ``cap``), reading keys only."""
         count = 0
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             pages = self._table.query_entities(
                 "PartitionKey eq @pk", parameters={"pk": REQUEST_PARTITION}, select=["RowKey"], results_per_page=1000
             )
@@ -186,104 +164,62 @@ class TableRevocationLedger(AsyncClosable):
                 count += 1
                 if count >= cap:
                     return count, True
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
         return count, False
 
-    # ------------------------------------------------------------------ status and checkpoint
+    # ------------------------------------------------------------------ status and campaigns: JSON documents
 
     async def save_status(self, name: str, document: Mapping[str, Any]) -> None:
-        try:
-            await self._created.ensure()
-            await self._table.upsert_entity(
-                {"PartitionKey": STATUS_PARTITION, "RowKey": name, "Json": json.dumps(document, separators=(",", ":"))},
-                mode=UpdateMode.REPLACE,
-            )
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
+        async with self._reaching():
+            await self._table.upsert_entity(_document_entity(STATUS_PARTITION, name, document), mode=UpdateMode.REPLACE)
 
     async def load_status(self, name: str) -> dict[str, Any] | None:
-        try:
-            await self._created.ensure()
-            entity = await self._table.get_entity(STATUS_PARTITION, name)
-        except ResourceNotFoundError:
-            return None
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
-        return _document(entity)
-
-    # ------------------------------------------------------------------ campaigns
+        return _document(await self._entity(STATUS_PARTITION, name))
 
     async def create_campaign(self, campaign_id: str, document: Mapping[str, Any]) -> None:
-        try:
-            await self._created.ensure()
-            await self._table.create_entity(
-                {"PartitionKey": CAMPAIGN_PARTITION, "RowKey": campaign_id, "Json": json.dumps(document, separators=(",", ":"))}
-            )
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
+        async with self._reaching():
+            await self._table.create_entity(_document_entity(CAMPAIGN_PARTITION, campaign_id, document))
 
     async def campaign(self, campaign_id: str) -> dict[str, Any] | None:
-        try:
-            await self._created.ensure()
-            entity = await self._table.get_entity(CAMPAIGN_PARTITION, campaign_id)
-        except ResourceNotFoundError:
-            return None
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
-        return _document(entity)
+        return _document(await self._entity(CAMPAIGN_PARTITION, campaign_id))
 
     async def campaigns(self) -> list[dict[str, Any]]:
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             pages = self._table.query_entities("PartitionKey eq @pk", parameters={"pk": CAMPAIGN_PARTITION})
             return [document async for entity in pages if (document := _document(entity)) is not None]
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
 
     async def update_campaign(
         self, campaign_id: str, change: Callable[[dict[str, Any]], dict[str, Any] | None]
     ) -> dict[str, Any] | None:
         """Read, ``change``, write back if unchanged meanwhile (ETag); retried on a race. None if gone or unchanged."""
         for _ in range(UPDATE_ATTEMPTS):
-            try:
-                await self._created.ensure()
-                entity = await self._table.get_entity(CAMPAIGN_PARTITION, campaign_id)
-            except ResourceNotFoundError:
+            entity = await self._entity(CAMPAIGN_PARTITION, campaign_id)
+            if entity is None:
                 return None
-            except AzureError as error:
-                raise unavailable(error, _WHAT) from None
             current = _document(entity)
             changed = change(dict(current)) if current is not None else None
             if changed is None:
                 return current
-            try:
-                await self._table.update_entity(
-                    {
-                        "PartitionKey": CAMPAIGN_PARTITION,
-                        "RowKey": campaign_id,
-                        "Json": json.dumps(changed, separators=(",", ":")),
-                    },
-                    mode=UpdateMode.REPLACE,
-                    etag=entity.metadata["etag"],
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            except ResourceModifiedError:
-                continue  # another worker updated it first: apply the change to theirs
-            except AzureError as error:
-                raise unavailable(error, _WHAT) from None
+            async with self._reaching():
+                try:
+                    await self._table.update_entity(
+                        _document_entity(CAMPAIGN_PARTITION, campaign_id, changed),
+                        mode=UpdateMode.REPLACE,
+                        etag=entity.metadata["etag"],
+                        match_condition=MatchConditions.IfNotModified,
+                    )
+                except ResourceModifiedError:
+                    continue  # another worker updated it first: apply the change to theirs
             return changed
         raise UnavailableError("The campaign kept changing under this update; retry.", retry_after=1)
 
-    async def close(self) -> None:
-        await self._table.close()
-        if self._credential is not None:
-            await self._credential.close()
+
+def _document_entity(partition: str, row: str, document: Mapping[str, Any]) -> dict[str, Any]:
+    return {"PartitionKey": partition, "RowKey": row, "Json": json.dumps(document, separators=(",", ":"))}
 
 
-def _document(entity: Mapping[str, Any]) -> dict[str, Any] | None:
+def _document(entity: Mapping[str, Any] | None) -> dict[str, Any] | None:
     try:
-        value = json.loads(entity.get("Json") or "null")
+        value = json.loads((entity or {}).get("Json") or "null")
     except ValueError:
         return None
     return value if isinstance(value, dict) else None
@@ -292,74 +228,59 @@ def _document(entity: Mapping[str, Any]) -> dict[str, Any] | None:
 SECRET_PARTITION = "secret"  # noqa: S105 - the partition's name, not a secret
 
 
-class TableSecrets(AsyncClosable):
+class TableSecrets(TableAdapter):
     """:class:`shared.domain.ports.SecretStore` in the revocation table (``PartitionKey='secret'``).
 
     Storage already holds every raw user key (the identity map), so a secret kept beside it protects
     what matters here: the logs and Application Insights, which are read by more people than storage.
     """
 
-    def __init__(self, table: TableClient, credential: AsyncTokenCredential | None = None) -> None:
-        self._table = table
-        self._credential = credential
-        self._created = CreateOnce(table.create_table)
+    what = "revocation"
 
     @classmethod
     def from_settings(cls, settings: StorageSettings, table_name: str, env: Mapping[str, str]) -> TableSecrets:
         return cls(*table_client(settings, table_name, env))
 
     async def get_or_create(self, name: str, new_value: str) -> str:
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             try:
                 await self._table.create_entity({"PartitionKey": SECRET_PARTITION, "RowKey": name, "Value": new_value})
             except ResourceExistsError:
                 entity = await self._table.get_entity(SECRET_PARTITION, name)
                 return str(entity["Value"])
-        except AzureError as error:
-            raise unavailable(error, _WHAT) from None
         return new_value
-
-    async def close(self) -> None:
-        await self._table.close()
-        if self._credential is not None:
-            await self._credential.close()
 
 
 BUDGET_PARTITION = "budget"
 
 
-class TableBudgetStore(AsyncClosable):
+class TableBudgetStore(TableAdapter):
     """:class:`shared.domain.revocation.budget.BudgetStore` in the revocation table (``PartitionKey='budget'``).
 
     A slot is a row ``<operation>-<window>-<slot>``: claiming is inserting it (one round trip; a
     409 means another instance holds it). Old windows' rows are deleted in batches by the sweep.
     """
 
-    def __init__(self, table: TableClient, credential: AsyncTokenCredential | None = None) -> None:
-        self._table = table
-        self._credential = credential
-        self._created = CreateOnce(table.create_table)
+    what = "budget"
 
     @classmethod
     def from_settings(cls, settings: StorageSettings, table_name: str, env: Mapping[str, str]) -> TableBudgetStore:
         return cls(*table_client(settings, table_name, env))
 
     async def claim(self, operation: str, window: int, slot: int) -> bool:
-        try:
-            await self._created.ensure()
-            await self._table.create_entity({"PartitionKey": BUDGET_PARTITION, "RowKey": f"{operation}-{window:012d}-{slot:02d}"})
-        except ResourceExistsError:
-            return False
-        except AzureError as error:
-            raise unavailable(error, "budget") from None
+        async with self._reaching():
+            try:
+                await self._table.create_entity(
+                    {"PartitionKey": BUDGET_PARTITION, "RowKey": f"{operation}-{window:012d}-{slot:02d}"}
+                )
+            except ResourceExistsError:
+                return False
         return True
 
     async def prune(self, operation: str, before_window: int) -> int:
         query = "PartitionKey eq @pk and RowKey ge @low and RowKey lt @high"
         parameters = {"pk": BUDGET_PARTITION, "low": f"{operation}-", "high": f"{operation}-{max(0, before_window):012d}"}
-        try:
-            await self._created.ensure()
+        async with self._reaching():
             rows = [
                 entity["RowKey"] async for entity in self._table.query_entities(query, parameters=parameters, select=["RowKey"])
             ]
@@ -367,11 +288,4 @@ class TableBudgetStore(AsyncClosable):
                 await self._table.submit_transaction(
                     [("delete", {"PartitionKey": BUDGET_PARTITION, "RowKey": row}) for row in rows[start : start + 100]]
                 )
-        except AzureError as error:
-            raise unavailable(error, "budget") from None
         return len(rows)
-
-    async def close(self) -> None:
-        await self._table.close()
-        if self._credential is not None:
-            await self._credential.close()

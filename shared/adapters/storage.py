@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials_async import AsyncTokenCredential
-from azure.core.exceptions import ResourceExistsError
+from azure.core.exceptions import AzureError, ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableEntity
 from azure.data.tables.aio import TableClient
 
 from shared.adapters.credentials import entra_credential
+from shared.adapters.lifecycle import AsyncClosable
 from shared.domain.errors import SettingsError, UnavailableError
 from shared.settings import StorageSettings
 
@@ -64,6 +67,42 @@ class CreateOnce:
             except ResourceExistsError:
                 pass
             self._done = True
+
+
+class TableAdapter(AsyncClosable):
+    """One Azure Table behind a domain port: the client and the credential it owns, the table created
+    once, and every SDK failure turned into :class:`UnavailableError` in one place (:meth:`_reaching`).
+    """
+
+    #: what the 503's message names ("<what> storage is unavailable")
+    what = "table"
+
+    def __init__(self, table: TableClient, credential: AsyncTokenCredential | None = None) -> None:
+        self._table = table
+        self._credential = credential
+        self._created = CreateOnce(table.create_table)
+
+    @asynccontextmanager
+    async def _reaching(self) -> AsyncIterator[None]:
+        """Storage calls inside run against an existing table; a failure leaves as UnavailableError."""
+        try:
+            await self._created.ensure()
+            yield
+        except AzureError as error:
+            raise unavailable(error, self.what) from None
+
+    async def _entity(self, partition: str, row: str) -> TableEntity | None:
+        """One row by its keys, or None."""
+        async with self._reaching():
+            try:
+                return await self._table.get_entity(partition, row)
+            except ResourceNotFoundError:
+                return None
+
+    async def close(self) -> None:
+        await self._table.close()
+        if self._credential is not None:
+            await self._credential.close()
 
 
 def storage_credential(settings: StorageSettings, env: Mapping[str, str]) -> AsyncTokenCredential:
