@@ -40,7 +40,7 @@ from shared.domain.ratelimit import PerUserRateLimiter
 from shared.domain.references import UserReferences
 from shared.domain.revocation.budget import FleetBudget
 from shared.domain.revocation.campaigns import Campaigns
-from shared.domain.revocation.sweep import RevocationSettings, Sweeper, build_sweeper
+from shared.domain.revocation.sweep import RevocationSettings, Sweeper, SweepOptions, build_sweeper
 from shared.domain.token_service import TokenService
 from shared.settings import (
     AcsSettings,
@@ -234,11 +234,13 @@ class Services(AsyncClosable):
                 self.fanout(),
                 self.revocation_settings,
                 self.token_policy.max_expiry_minutes,
-                resource=self.acs_settings.resource,
-                journal=self.journal(),
-                audit=self.audit(),
-                audit_retention_days=self.audit_settings.retention_days,
-                campaigns=self.campaigns(),
+                options=SweepOptions(
+                    resource=self.acs_settings.resource,
+                    journal=self.journal(),
+                    audit=self.audit(),
+                    audit_retention_days=self.audit_settings.retention_days,
+                    campaigns=self.campaigns(),
+                ),
                 budget_store=self.budget_store(),
             )
         return self._sweeper

@@ -16,7 +16,7 @@ import logging
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -138,6 +138,20 @@ def _camel(name: str) -> str:
     return head + "".join(part.title() for part in rest)
 
 
+@dataclass(frozen=True)
+class SweepOptions:
+    """The sweep's optional parts, passed from the composition root through :func:`build_sweeper` as one value."""
+
+    #: the ACS resource this deployment issues from (mappings of another one are not swept with its client)
+    resource: str = ""
+    journal: Journal | None = None
+    #: the audit trail, pruned of entries older than ``audit_retention_days`` by each timer run (0: kept)
+    audit: AuditLog | None = None
+    audit_retention_days: int = 0
+    #: incident campaigns: scanned and worked on by every timer run while active
+    campaigns: Campaigns | None = None
+
+
 class Sweeper:
     """Timer runs and queue batches of the revocation sweep."""
 
@@ -152,22 +166,16 @@ class Sweeper:
         *,
         clock: Callable[[], datetime] = utc_now,
         monotonic: Callable[[], float] = time.monotonic,
-        journal: Journal | None = None,
-        audit: AuditLog | None = None,
-        audit_retention_days: int = 0,
-        campaigns: Campaigns | None = None,
-        resource: str = "",
+        options: SweepOptions = SweepOptions(),
         budgets: list[FleetBudget] | None = None,
     ) -> None:
-        self._journal = journal or Journal()
+        self._journal = options.journal or Journal()
         #: the fleet-wide budgets the pacers draw from (their old slots are pruned after each run)
         self._budgets = budgets or []
-        #: incident campaigns: scanned and worked on by every timer run while active
-        self._campaigns = campaigns
-        self._resource = resource
-        #: the audit trail, pruned of entries older than ``audit_retention_days`` by each timer run
-        self._audit = audit
-        self._audit_retention = timedelta(days=audit_retention_days) if audit_retention_days else None
+        self._campaigns = options.campaigns
+        self._resource = options.resource
+        self._audit = options.audit
+        self._audit_retention = timedelta(days=options.audit_retention_days) if options.audit_retention_days else None
         self._processor = processor
         self._identities = identities
         self._ledger = ledger
@@ -405,11 +413,7 @@ def build_sweeper(
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     wall: Callable[[], float] = time.time,
-    resource: str = "",
-    journal: Journal | None = None,
-    audit: AuditLog | None = None,
-    audit_retention_days: int = 0,
-    campaigns: Campaigns | None = None,
+    options: SweepOptions = SweepOptions(),
     budget_store: BudgetStore | None = None,
 ) -> Sweeper:
     """A sweeper over given ports: one pacer per ACS operation, burst at most one second's worth.
@@ -435,10 +439,13 @@ def build_sweeper(
         clock,
         revoke_pacer=pacer("revoke"),
         delete_pacer=pacer("delete"),
-        journal=journal,
+        journal=options.journal,
     )
-    campaigns = campaigns or Campaigns(ledger, clock, settings.rate_per_second, monotonic)
-    processor = ItemProcessor(executor, identities, ledger, clock, sleep=sleep, resource=resource, campaigns=campaigns)
+    if options.campaigns is None:
+        options = replace(options, campaigns=Campaigns(ledger, clock, settings.rate_per_second, monotonic))
+    processor = ItemProcessor(
+        executor, identities, ledger, clock, sleep=sleep, resource=options.resource, campaigns=options.campaigns
+    )
     return Sweeper(
         processor,
         identities,
@@ -448,10 +455,6 @@ def build_sweeper(
         max_token_minutes,
         clock=clock,
         monotonic=monotonic,
-        journal=journal,
-        audit=audit,
-        audit_retention_days=audit_retention_days,
-        campaigns=campaigns,
-        resource=resource,
+        options=options,
         budgets=budgets,
     )

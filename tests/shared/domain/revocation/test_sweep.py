@@ -16,7 +16,15 @@ from shared.domain.errors import ConflictError, InvalidRequestError, ThrottledEr
 from shared.domain.models import Action, IdentityRecord, request_row_key
 from shared.domain.revocation.campaigns import Campaigns
 from shared.domain.revocation.processor import DEFER_SECONDS, MAX_ATTEMPTS_PER_RUN
-from shared.domain.revocation.sweep import CHECKPOINT, LAST_BATCH, LAST_RUN, RevocationSettings, Sweeper, build_sweeper
+from shared.domain.revocation.sweep import (
+    CHECKPOINT,
+    LAST_BATCH,
+    LAST_RUN,
+    RevocationSettings,
+    Sweeper,
+    SweepOptions,
+    build_sweeper,
+)
 from shared.domain.revocation.work import WorkItem, decode_batch
 from shared.settings import load_revocation_settings
 from tests.support.fakes import FakeAcs, FakeIdentityMap, FakeLedger, FakeQueue, FakeTime
@@ -51,7 +59,7 @@ class World:
             clock=lambda: NOW,
             monotonic=self.time.monotonic,
             sleep=self.time.sleep,
-            resource="fake",
+            options=SweepOptions(resource="fake"),
         )
 
     async def user(self, name: str, *, issued: datetime = NOW, revoked: datetime | None = None) -> IdentityRecord:
