@@ -33,7 +33,7 @@ import logging
 import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.adapters.telemetry import APP_LOGGER_NAME, UNKNOWN, configure_telemetry, safe_name
 from shared.domain.metrics import (
@@ -131,34 +131,34 @@ class OpenTelemetryMetrics:
             meter.create_observable_gauge(name, callbacks=[self._gauges[name].drain], description=description)
 
     def add(self, name: str, value: int = 1, attributes: Mapping[str, str] | None = None) -> None:
-        counter = self._counters.get(name)
-        if counter is None:
-            _report_once(f"add:{safe_name(name)}", "metric %s is not a counter; add() ignored", safe_name(name))
-            return
-        try:
-            counter.add(value, vet_attributes(attributes))
-        except Exception as error:  # noqa: BLE001 - a metric must never fail the request or sweep that counts it
-            _report_once(f"error:{name}", "metric %s could not be recorded (%s)", name, type(error).__name__)
+        _use("add", "counter", name, self._counters.get(name), lambda counter: counter.add(value, vet_attributes(attributes)))
 
     def record(self, name: str, value: float, attributes: Mapping[str, str] | None = None) -> None:
-        histogram = self._histograms.get(name)
-        if histogram is None:
-            _report_once(f"record:{safe_name(name)}", "metric %s is not a histogram; record() ignored", safe_name(name))
-            return
-        try:
-            histogram.record(value, vet_attributes(attributes))
-        except Exception as error:  # noqa: BLE001 - a metric must never fail the request or sweep that counts it
-            _report_once(f"error:{name}", "metric %s could not be recorded (%s)", name, type(error).__name__)
+        _use(
+            "record",
+            "histogram",
+            name,
+            self._histograms.get(name),
+            lambda histogram: histogram.record(value, vet_attributes(attributes)),
+        )
 
     def set(self, name: str, value: float, attributes: Mapping[str, str] | None = None) -> None:
-        gauge = self._gauges.get(name)
-        if gauge is None:
-            _report_once(f"set:{safe_name(name)}", "metric %s is not a gauge; set() ignored", safe_name(name))
-            return
-        try:
-            gauge.set(value, vet_attributes(attributes))
-        except (TypeError, ValueError) as error:  # not a number: a bug in the caller, not a reason to fail it
-            _report_once(f"error:{name}", "metric %s could not be recorded (%s)", name, type(error).__name__)
+        _use("set", "gauge", name, self._gauges.get(name), lambda gauge: gauge.set(value, vet_attributes(attributes)))
+
+
+#: an OpenTelemetry instrument (or this module's gauge), whatever :func:`_use` is given
+_I = TypeVar("_I")
+
+
+def _use(method: str, kind: str, name: str, instrument: _I | None, record: Callable[[_I], None]) -> None:
+    """Record on an instrument of the right kind; a wrong name or value is logged once, never raised."""
+    if instrument is None:
+        _report_once(f"{method}:{safe_name(name)}", "metric %s is not a %s; %s() ignored", safe_name(name), kind, method)
+        return
+    try:
+        record(instrument)
+    except Exception as error:  # noqa: BLE001 - a metric must never fail the request or sweep that counts it
+        _report_once(f"error:{name}", "metric %s could not be recorded (%s)", name, type(error).__name__)
 
 
 class _ValuesSinceCollection:
