@@ -218,17 +218,7 @@ class TableIdentityMap(TableAdapter):
                 if current is None:
                     return await self.insert(previous.user_key, acs_user_id, now, resource=resource)
                 raise IdentityConflict(current) from None
-        return IdentityRecord(
-            previous.user_key,
-            acs_user_id,
-            now,
-            now,
-            None,
-            acs_resource=resource,
-            previous_acs_user_id=previous.acs_user_id,
-            previous_acs_resource=previous.acs_resource,
-            replaced_at=now,
-        )
+        return previous.replaced_by(acs_user_id, resource, now)
 
     async def _merge(self, user_key: str, fields: dict[str, Any]) -> None:
         partition, row = entity_keys(user_key)

@@ -39,6 +39,20 @@ class IdentityRecord:
     previous_acs_resource: str | None = None
     replaced_at: datetime | None = None
 
+    def replaced_by(self, acs_user_id: str, resource: str, now: datetime) -> IdentityRecord:
+        """The mapping after this one is replaced by an identity of another ACS resource (this one kept as previous)."""
+        return IdentityRecord(
+            self.user_key,
+            acs_user_id,
+            now,
+            now,
+            None,
+            acs_resource=resource,
+            previous_acs_user_id=self.acs_user_id,
+            previous_acs_resource=self.acs_resource,
+            replaced_at=now,
+        )
+
     def belongs_to(self, resource: str) -> bool:
         """Whether this identity may be used with ``resource`` (unknown: yes, and ACS will say)."""
         return self.acs_resource is None or self.acs_resource == resource

@@ -178,18 +178,7 @@ class FakeIdentityMap(FailurePlan):
         self.index[acs_user_id] = previous.user_key
         if current.etag != previous.etag:
             raise IdentityConflict(current)
-        replacement = IdentityRecord(
-            previous.user_key,
-            acs_user_id,
-            now,
-            now,
-            None,
-            acs_resource=resource,
-            previous_acs_user_id=previous.acs_user_id,
-            previous_acs_resource=previous.acs_resource,
-            replaced_at=now,
-        )
-        return self._stamp(replacement)
+        return self._stamp(previous.replaced_by(acs_user_id, resource, now))
 
     async def _merge(self, user_key: str, **changes: datetime) -> None:
         record = self.rows.get(user_key)
