@@ -21,7 +21,7 @@ from shared.domain.models import ACTIONS, Action
 from shared.domain.revocation.sweep import CHECKPOINT, LAST_BATCH, LAST_RUN
 from shared.domain.validation import reject_unknown_fields, required_string, string_field
 from shared.functions.bodies import read_json, read_json_object
-from shared.functions.http import ALL_METHODS, RequestContext, api_endpoint, json_response
+from shared.functions.http import RequestContext, http_function, json_response
 from shared.settings import AuthSettings
 
 REQUEST_FIELDS = frozenset({"userId", "provider", "reason", "action"})
@@ -85,9 +85,7 @@ def operator_api(services: Services) -> func.Blueprint:
     """``/api/ops/revocations`` and ``/api/ops/revocations/status``, behind the host's function key."""
     bp = func.Blueprint()
 
-    @bp.function_name("request_revocations")
-    @bp.route(route="ops/revocations", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
-    @api_endpoint("request_revocations", ("POST",), services.metrics)
+    @http_function(bp, "request_revocations", "ops/revocations", "POST", func.AuthLevel.FUNCTION, services.metrics)
     async def request_revocations(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/ops/revocations (function key): record revocation requests; 202."""
         entries = parse_revocation_requests(read_json(req, required=True), services.auth_settings)
@@ -106,9 +104,7 @@ def operator_api(services: Services) -> func.Blueprint:
             },
         )
 
-    @bp.function_name("revocation_status")
-    @bp.route(route="ops/revocations/status", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
-    @api_endpoint("revocation_status", ("GET",), services.metrics)
+    @http_function(bp, "revocation_status", "ops/revocations/status", "GET", func.AuthLevel.FUNCTION, services.metrics)
     async def revocation_status(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """GET /api/ops/revocations/status (function key): the last sweep run and what is pending."""
         ledger = services.ledger()
@@ -126,9 +122,7 @@ def operator_api(services: Services) -> func.Blueprint:
             },
         )
 
-    @bp.function_name("start_campaign")
-    @bp.route(route="ops/campaigns", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
-    @api_endpoint("start_campaign", ("POST",))
+    @http_function(bp, "start_campaign", "ops/campaigns", "POST", func.AuthLevel.FUNCTION, services.metrics)
     async def start_campaign(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/ops/campaigns (function key): revoke every token issued before T (default now); 202."""
         body = read_json_object(req, required=True)
@@ -142,9 +136,7 @@ def operator_api(services: Services) -> func.Blueprint:
         campaign = await services.campaigns().start(reason, before)
         return json_response(202, {**campaign, "statusUrl": f"/api/ops/campaigns/{campaign['id']}"})
 
-    @bp.function_name("campaign_status")
-    @bp.route(route="ops/campaigns/{campaignId}", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
-    @api_endpoint("campaign_status", ("GET",))
+    @http_function(bp, "campaign_status", "ops/campaigns/{campaignId}", "GET", func.AuthLevel.FUNCTION, services.metrics)
     async def campaign_status(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """GET /api/ops/campaigns/{campaignId} (function key): progress and ETA."""
         campaign = await services.campaigns().get(_campaign_id(req))
@@ -152,9 +144,7 @@ def operator_api(services: Services) -> func.Blueprint:
             raise NotFoundError("There is no such campaign.", code="campaign_not_found")
         return json_response(200, campaign)
 
-    @bp.function_name("cancel_campaign")
-    @bp.route(route="ops/campaigns/{campaignId}/cancel", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
-    @api_endpoint("cancel_campaign", ("POST",))
+    @http_function(bp, "cancel_campaign", "ops/campaigns/{campaignId}/cancel", "POST", func.AuthLevel.FUNCTION, services.metrics)
     async def cancel_campaign(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/ops/campaigns/{campaignId}/cancel (function key): stop it; what was revoked stays revoked."""
         read_json_object(req, required=False)
@@ -163,9 +153,7 @@ def operator_api(services: Services) -> func.Blueprint:
             raise NotFoundError("There is no such campaign.", code="campaign_not_found")
         return json_response(200, campaign)
 
-    @bp.function_name("lookup_user")
-    @bp.route(route="ops/identities", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
-    @api_endpoint("lookup_user", ("GET",))
+    @http_function(bp, "lookup_user", "ops/identities", "GET", func.AuthLevel.FUNCTION, services.metrics)
     async def lookup_user(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """GET /api/ops/identities?userId=…[&provider=…] (function key): a user's ACS identity, requests and history."""
         query = dict(req.params)
@@ -182,9 +170,7 @@ def operator_api(services: Services) -> func.Blueprint:
             )
         return json_response(200, await services.lookup().by_user(provider, user_id))
 
-    @bp.function_name("lookup_identity")
-    @bp.route(route="ops/identities/{acsUserId}", methods=ALL_METHODS, auth_level=func.AuthLevel.FUNCTION)
-    @api_endpoint("lookup_identity", ("GET",))
+    @http_function(bp, "lookup_identity", "ops/identities/{acsUserId}", "GET", func.AuthLevel.FUNCTION, services.metrics)
     async def lookup_identity(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """GET /api/ops/identities/{acsUserId} (function key): the app user an ACS identity belongs (or belonged) to."""
         acs_user_id = required_string(dict(req.route_params), "acsUserId", max_chars=MAX_ID_CHARS)

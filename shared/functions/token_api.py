@@ -21,7 +21,7 @@ from shared.domain.policy import parse_token_request
 from shared.domain.token_service import Completion
 from shared.domain.validation import reject_unknown_fields, required_guid, required_string
 from shared.functions.bodies import read_json_object
-from shared.functions.http import ALL_METHODS, RequestContext, api_endpoint, json_response
+from shared.functions.http import RequestContext, http_function, json_response
 
 #: The app authenticates callers itself (AUTH_MODE), so the host lets every request through.
 APP_AUTHENTICATES = func.AuthLevel.ANONYMOUS
@@ -77,9 +77,7 @@ def token_api(services: Services) -> func.Blueprint:
     """``/api/token``, ``/token/refresh``, ``/token/revoke``, ``/token/teams``, ``/identity``, ``/health``."""
     bp = func.Blueprint()
 
-    @bp.function_name("issue_token")
-    @bp.route(route="token", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("issue_token", ("POST",), services.metrics)
+    @http_function(bp, "issue_token", "token", "POST", APP_AUTHENTICATES, services.metrics)
     async def issue_token(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/token: get-or-create the caller's ACS identity and issue a token."""
         caller = await authenticate(services, req, ctx)
@@ -87,9 +85,7 @@ def token_api(services: Services) -> func.Blueprint:
         grant = await services.token_service().issue(caller, request)
         return json_response(200, grant.to_json())
 
-    @bp.function_name("refresh_token")
-    @bp.route(route="token/refresh", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("refresh_token", ("POST",), services.metrics)
+    @http_function(bp, "refresh_token", "token/refresh", "POST", APP_AUTHENTICATES, services.metrics)
     async def refresh_token(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/token/refresh: a new token for the caller's existing identity."""
         caller = await authenticate(services, req, ctx)
@@ -100,27 +96,21 @@ def token_api(services: Services) -> func.Blueprint:
             raise NotFoundError("This user has no ACS identity yet; call POST /api/token first.") from None
         return json_response(200, grant.to_json())
 
-    @bp.function_name("revoke_tokens")
-    @bp.route(route="token/revoke", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("revoke_tokens", ("POST",), services.metrics)
+    @http_function(bp, "revoke_tokens", "token/revoke", "POST", APP_AUTHENTICATES, services.metrics)
     async def revoke_tokens(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/token/revoke: revoke every token of the caller's identity."""
         caller = await authenticate(services, req, ctx)
         read_json_object(req, required=False)  # still reject oversized or non-JSON bodies
         return completion_response(await services.token_service().revoke(caller), "revocation")
 
-    @bp.function_name("delete_identity")
-    @bp.route(route="identity", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("delete_identity", ("DELETE",), services.metrics)
+    @http_function(bp, "delete_identity", "identity", "DELETE", APP_AUTHENTICATES, services.metrics)
     async def delete_identity(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """DELETE /api/identity: delete the caller's ACS identity and mapping."""
         caller = await authenticate(services, req, ctx)
         read_json_object(req, required=False)
         return completion_response(await services.token_service().delete(caller), "deletion")
 
-    @bp.function_name("exchange_teams_token")
-    @bp.route(route="token/teams", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("exchange_teams_token", ("POST",), services.metrics)
+    @http_function(bp, "exchange_teams_token", "token/teams", "POST", APP_AUTHENTICATES, services.metrics)
     async def exchange_teams_token(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/token/teams: exchange a Teams user's Entra ID token for an ACS token."""
         caller = await authenticate(services, req, ctx)
@@ -132,9 +122,7 @@ def token_api(services: Services) -> func.Blueprint:
         token = await services.token_service().exchange_teams_token(caller, teams_token, client_id, user_object_id)
         return json_response(200, {"token": token.token, "expiresOn": format_utc(token.expires_on)})
 
-    @bp.function_name("health")
-    @bp.route(route="health", methods=ALL_METHODS, auth_level=APP_AUTHENTICATES)
-    @api_endpoint("health", ("GET",), services.metrics)
+    @http_function(bp, "health", "health", "GET", APP_AUTHENTICATES, services.metrics)
     async def health(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """GET /api/health: liveness plus configuration readiness, without secrets."""
         healthy, checks = health_report(services)
