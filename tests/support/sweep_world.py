@@ -8,7 +8,13 @@ composition root builds from app settings, with settings and clocks chosen by th
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,6 +38,7 @@ from shared.domain.revocation.sweep import RevocationSettings, Sweeper, build_sw
 from shared.domain.revocation.work import decode_batch
 from shared.domain.token_service import TokenGrant, TokenService
 from shared.settings import load_acs_settings, load_revocation_settings, load_storage_settings
+from tests.support import REPO_ROOT
 
 REQUEST = TokenRequest(scopes=("voip",), expires_in_minutes=60)
 
@@ -49,6 +56,19 @@ def default_settings(**changes) -> RevocationSettings:
     # Fast enough for tests; the emulator's own limits stay at ACS's documented 500 per 30 s.
     base = load_revocation_settings({"REVOCATION_RATE_PER_30S": "3000", "REVOCATION_CONCURRENCY": "4"})
     return dataclasses.replace(base, **changes)
+
+
+#: what the timer function runs, in a process of its own (built from app settings, as in Azure)
+TIMER_RUN = """
+import asyncio
+from shared.composition import Services
+
+async def main():
+    async with Services() as services:
+        await services.sweeper().run_timer(past_due=False)
+
+asyncio.run(main())
+"""
 
 
 @dataclass
@@ -90,6 +110,34 @@ class SweepWorld:
             await sweeper.run_batch(decode_batch(message.get_body()))
 
         return QueueTriggerRunner(self.azurite.connection_string, self.queue_name, batch)
+
+    async def kill_timer_run(self, after_revokes: int, *, wait_seconds: float = 60, **settings: str) -> int:
+        """Run the timer function's work in a process of its own, SIGKILL it once ACS has done
+        ``after_revokes`` revocations, and return how many it had done: a crash mid-run, no clean-up.
+        ``settings`` are app settings on top of this world's tables, queue and stand-ins.
+        """
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith(("ACS_", "AzureWebJobs", "REVOCATION_", "WEBSITE_"))}
+        env = {
+            **inherited,
+            "ACS_CONNECTION_STRING": self.emulator.connection_string,
+            "ACS_CA_BUNDLE": str(self.emulator.cert_path),
+            "AzureWebJobsStorage": self.azurite.connection_string,
+            "IDENTITY_TABLE_NAME": self.store._table.table_name,
+            "REVOCATION_TABLE_NAME": self.ledger._table.table_name,
+            "REVOCATION_QUEUE_NAME": self.queue_name,
+            "REVOCATION_RATE_PER_30S": "3000",
+            **settings,
+        }
+        process = subprocess.Popen([sys.executable, "-c", TIMER_RUN], cwd=REPO_ROOT, env=env)
+        try:
+            deadline = time.monotonic() + wait_seconds
+            while self.successful("revoke") < after_revokes and time.monotonic() < deadline and process.poll() is None:
+                await asyncio.sleep(0.05)
+            assert process.poll() is None, "the sweep finished before it could be killed"
+            process.send_signal(signal.SIGKILL)
+        finally:
+            process.wait(timeout=10)
+        return self.successful("revoke")
 
     def successful(self, operation: str) -> int:
         """How many times ACS (the emulator) carried out an operation successfully."""

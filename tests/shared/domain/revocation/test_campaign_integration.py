@@ -8,10 +8,6 @@ tokens received a call.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -19,7 +15,6 @@ import pytest
 
 from shared.domain.caller import Caller
 from shared.domain.revocation.campaigns import Campaigns
-from tests.support import REPO_ROOT
 from tests.support.sweep_world import default_settings
 
 pytestmark = pytest.mark.integration
@@ -71,45 +66,12 @@ async def test_a_campaign_over_2000_identities_revokes_exactly_the_live_ones(wor
     assert world.emulator.peak("revoke") <= 500  # ACS's per-resource ceiling was never exceeded (no 429 either)
 
 
-KILLED_SWEEP = """
-import asyncio
-from shared.composition import Services
-
-async def main():
-    async with Services() as services:  # the timer function's work, in a process of its own
-        await services.sweeper().run_timer(past_due=False)
-
-asyncio.run(main())
-"""
-
-
 async def test_a_run_killed_mid_campaign_is_finished_by_the_next(world):
     live, _ = await seed(world, 200, 100, "kill-")
     world.emulator.reset()
     await campaigns(world).start("incident")
     world.emulator.set_faults(latencyMs=100)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ACS_", "AzureWebJobs", "REVOCATION_", "WEBSITE_"))},
-        "ACS_CONNECTION_STRING": world.emulator.connection_string,
-        "ACS_CA_BUNDLE": str(world.emulator.cert_path),
-        "AzureWebJobsStorage": world.azurite.connection_string,
-        "IDENTITY_TABLE_NAME": world.store._table.table_name,
-        "REVOCATION_TABLE_NAME": world.ledger._table.table_name,
-        "REVOCATION_QUEUE_NAME": world.queue_name,
-        "REVOCATION_RATE_PER_30S": "3000",
-        "REVOCATION_CONCURRENCY": "2",
-        "USER_REF_KEY": "k" * 40,
-    }
-    process = subprocess.Popen([sys.executable, "-c", KILLED_SWEEP], cwd=REPO_ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while world.successful("revoke") < 10 and time.monotonic() < deadline and process.poll() is None:
-            await asyncio.sleep(0.05)
-        assert process.poll() is None, "the sweep finished before it could be killed"
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.wait(timeout=10)
-    killed_at = world.successful("revoke")
+    killed_at = await world.kill_timer_run(10, REVOCATION_CONCURRENCY="2", USER_REF_KEY="k" * 40)
     assert 10 <= killed_at < 200
     world.emulator.set_faults(latencyMs=0)
 

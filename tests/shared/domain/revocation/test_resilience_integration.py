@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
 import time
 from datetime import timedelta
 
@@ -51,43 +46,11 @@ async def test_a_run_stopped_by_its_budget_is_finished_by_the_next_exactly_once(
     assert_all_revoked(world, tokens)
 
 
-KILLED_SWEEP = """
-import asyncio
-from shared.composition import Services
-
-async def main():
-    async with Services() as services:  # what the timer function runs, in a process of its own
-        await services.sweeper().run_timer(past_due=False)
-
-asyncio.run(main())
-"""
-
-
 async def test_a_killed_run_is_finished_by_the_next_and_nothing_is_lost(world):
     tokens = await issue_and_request(world, 40, "kill")
     world.emulator.set_faults(latencyMs=150)
     concurrency = 2
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ACS_", "AzureWebJobs", "REVOCATION_", "WEBSITE_"))},
-        "ACS_CONNECTION_STRING": world.emulator.connection_string,
-        "ACS_CA_BUNDLE": str(world.emulator.cert_path),
-        "AzureWebJobsStorage": world.azurite.connection_string,
-        "IDENTITY_TABLE_NAME": world.store._table.table_name,
-        "REVOCATION_TABLE_NAME": world.ledger._table.table_name,
-        "REVOCATION_QUEUE_NAME": world.queue_name,
-        "REVOCATION_RATE_PER_30S": "3000",
-        "REVOCATION_CONCURRENCY": str(concurrency),
-    }
-    process = subprocess.Popen([sys.executable, "-c", KILLED_SWEEP], cwd=ROOT, env=env)
-    try:
-        deadline = time.monotonic() + 30
-        while world.successful("revoke") < 5 and time.monotonic() < deadline and process.poll() is None:
-            await asyncio.sleep(0.05)
-        assert process.poll() is None, "the sweep finished before it could be killed"
-        process.send_signal(signal.SIGKILL)  # no chance to clean up: mid-way through the run
-    finally:
-        process.wait(timeout=10)
-    done_before = world.successful("revoke")
+    done_before = await world.kill_timer_run(5, wait_seconds=30, REVOCATION_CONCURRENCY=str(concurrency))
     assert 5 <= done_before < 40
 
     world.emulator.set_faults(latencyMs=0)
