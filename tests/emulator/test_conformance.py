@@ -23,10 +23,10 @@ import time
 import uuid
 
 import pytest
-from azure.communication.identity import CommunicationUserIdentifier
 from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
 from emulator.references import IDENTITY_API_VERSIONS, TEAMS_API_VERSIONS
+from tests.emulator.expectations import assert_refused_as_not_owned
 from tests.emulator.wire import API, FOREIGN_ID, call, create_identity, teams_token
 
 pytestmark = pytest.mark.integration
@@ -157,15 +157,7 @@ def test_another_resources_identity_is_401_identity_not_owned(emulator, method, 
 
 def test_sdk_sees_identity_not_owned_as_client_authentication_error(client):
     # the same recordings, through the Python SDK: a 401 is ClientAuthenticationError with the service's code
-    foreign = CommunicationUserIdentifier(FOREIGN_ID)
-    for operation in (
-        lambda: client.get_token(foreign, ["voip"]),
-        lambda: client.revoke_tokens(foreign),
-        lambda: client.delete_user(foreign),
-    ):
-        with pytest.raises(ClientAuthenticationError) as caught:
-            operation()
-        assert caught.value.status_code == 401 and caught.value.error.code == "IdentityNotOwned"
+    assert_refused_as_not_owned(client, FOREIGN_ID)
 
 
 def test_own_unknown_identity_stays_404(emulator):

@@ -11,10 +11,10 @@ from __future__ import annotations
 import uuid
 
 import pytest
-from azure.communication.identity import CommunicationIdentityClient, CommunicationUserIdentifier
-from azure.core.exceptions import ClientAuthenticationError
+from azure.communication.identity import CommunicationIdentityClient
 
 from localdev.emulator_process import EmulatorProcess, start_emulator
+from tests.emulator.expectations import assert_refused_as_not_owned
 
 pytestmark = pytest.mark.integration
 
@@ -53,23 +53,12 @@ def test_each_emulator_is_the_resource_it_was_told(two_resources):
 def test_each_refuses_the_others_identities_with_identity_not_owned(two_resources, owner_index):
     owner, other = two_resources[owner_index], two_resources[1 - owner_index]
     user, token = sdk(owner).create_user_and_token(["chat"])
-    foreign = CommunicationUserIdentifier(user.properties["id"])
-    client = sdk(other)
-    for operation in (
-        lambda: client.get_token(foreign, ["voip"]),
-        lambda: client.revoke_tokens(foreign),
-        lambda: client.delete_user(foreign),
-    ):
-        with pytest.raises(ClientAuthenticationError) as caught:
-            operation()
-        assert caught.value.status_code == 401
-        assert caught.value.error.code == "IdentityNotOwned"
-        assert caught.value.error.message == "Provided identity doesn't belong to the resource."
+    assert_refused_as_not_owned(sdk(other), user.properties["id"])
     assert owner.validate(token.token)["valid"] is True  # the refusals touched nothing at the owner
     # the other resource saw (and refused) one call of each operation for that id; the owner saw only the create
-    assert other.calls(foreign.properties["id"]) == {"delete": 1, "issue": 1, "revoke": 1}
-    assert other.identity(foreign.properties["id"])["calls"]["issue"]["statuses"] == {"401": 1}
-    assert owner.calls(foreign.properties["id"]) == {"create": 1}
+    assert other.calls(user.properties["id"]) == {"delete": 1, "issue": 1, "revoke": 1}
+    assert other.identity(user.properties["id"])["calls"]["issue"]["statuses"] == {"401": 1}
+    assert owner.calls(user.properties["id"]) == {"create": 1}
 
 
 def test_default_resource_ids_differ_between_emulators(tmp_path):
