@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from datetime import UTC, datetime, timedelta
@@ -21,6 +20,7 @@ from azure.core.credentials import AzureKeyCredential
 from azure.core.exceptions import ClientAuthenticationError
 
 from localdev.emulator_process import start_emulator
+from tests.support import run_for_json
 
 pytestmark = pytest.mark.integration
 
@@ -174,16 +174,7 @@ def test_managed_identity_path_end_to_end(emulator):
         "IDENTITY_HEADER": emulator.identity_header,
         "SSL_CERT_FILE": str(emulator.cert_path),
     }
-    result = subprocess.run(
-        [sys.executable, "-c", MANAGED_IDENTITY_SCRIPT, emulator.endpoint, str(emulator.cert_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    answer = json.loads(result.stdout)
+    answer = run_for_json([sys.executable, "-c", MANAGED_IDENTITY_SCRIPT, emulator.endpoint, str(emulator.cert_path)], env)
     assert answer["user"].startswith("8:acs:")
     assert emulator.validate(answer["token"])["valid"] is True
 

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
 import pytest
+
+from tests.support import run_for_json
 
 pytestmark = pytest.mark.integration
 
@@ -20,17 +20,7 @@ SCRIPT = ROOT / "tests" / "js" / "identity_roundtrip.cjs"
 @pytest.mark.skipif(shutil.which("node") is None, reason="Node.js is required (make test installs the JS SDKs with npm)")
 def test_javascript_sdk_every_operation(emulator):
     env = {**os.environ, "NODE_EXTRA_CA_CERTS": str(emulator.cert_path), "NODE_PATH": str(ROOT / "node_modules")}
-    result = subprocess.run(
-        ["node", str(SCRIPT), emulator.connection_string],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    answer = json.loads(result.stdout)
+    answer = run_for_json(["node", str(SCRIPT), emulator.connection_string], env)
     assert answer["user"].startswith("8:acs:")
     assert emulator.validate(answer["token"])["reason"] == "revoked"  # revokeTokens ran after it was issued
     assert emulator.validate(answer["chatToken"])["reason"] == "identity_deleted"

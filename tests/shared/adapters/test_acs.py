@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
 import sys
 import textwrap
 
@@ -15,7 +13,7 @@ from shared.adapters import acs
 from shared.domain.errors import InvalidRequestError, MisconfiguredError, NotFoundError, ThrottledError, UnavailableError
 from shared.domain.metrics import ACS_ERRORS
 from shared.settings import load_acs_settings
-from tests.support import REPO_ROOT
+from tests.support import REPO_ROOT, run_for_json
 from tests.support.metrics import MetricCall, RecordingMetrics
 
 ROOT = REPO_ROOT
@@ -185,11 +183,7 @@ def test_managed_identity_mode_through_shared_acs(emulator):
             "SSL_CERT_FILE": str(emulator.cert_path),  # the credential's own pipeline trusts the emulator
         }
     )
-    result = subprocess.run(
-        [sys.executable, "-c", MANAGED_IDENTITY_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
-    )
-    assert result.returncode == 0, result.stderr[-2000:]
-    answer = json.loads(result.stdout)
+    answer = run_for_json([sys.executable, "-c", MANAGED_IDENTITY_SCRIPT], env)
     assert answer["credential"] == "ManagedIdentityCredential"
     assert emulator.validate(answer["token"])["valid"] is True
 
