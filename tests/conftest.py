@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-pytest_plugins = ["tests.support.app_process", "tests.support.sweep_world", "tests.support.clients"]
+pytest_plugins = ["tests.support.app_process", "tests.support.sweep_world", "tests.support.clients", "tests.support.oidc_issuer"]
 
 #: Fixtures that start or talk to real stand-ins.
 INTEGRATION_FIXTURES = frozenset({"azurite", "emulator", "app_factory", "dev_app", "stand_ins", "world", "sample_site", "issuer"})

@@ -39,12 +39,6 @@ AUDIENCE = "api://auth-attacks"
 SCOPE = "access_as_user"
 
 
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[OidcIssuer]:
-    with OidcIssuer() as running:
-        yield running
-
-
 @pytest.fixture
 def own_issuer() -> Iterator[OidcIssuer]:
     """An issuer for one test that makes it fail, slow down or hang."""

@@ -10,17 +10,10 @@ import pytest
 import requests
 
 from tests.support.app_process import post_json
-from tests.support.oidc_issuer import OidcIssuer
 
 pytestmark = pytest.mark.integration
 
 AUDIENCE = "api://acs-token-service-tests"
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    with OidcIssuer() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

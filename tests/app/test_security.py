@@ -29,7 +29,6 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from tests.support.app_process import as_user, post_json
-from tests.support.oidc_issuer import OidcIssuer
 
 pytestmark = pytest.mark.integration
 
@@ -54,12 +53,6 @@ def assert_error(response: requests.Response, status: int, code: str) -> None:
 @pytest.fixture(scope="module")
 def dev_app(app_factory):
     return app_factory(TOKEN_RATE_LIMIT_PER_MINUTE="0")
-
-
-@pytest.fixture(scope="module")
-def issuer():
-    with OidcIssuer() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")

@@ -115,12 +115,6 @@ def test_easy_auth_deeply_nested_principal_is_401_not_a_crash():
 
 
 @pytest.fixture(scope="module")
-def issuer():
-    with OidcIssuer() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def bearer_auth(issuer):
     """A jwt-mode authenticator and its own event loop (its JWKS session belongs to that loop)."""
     loop = asyncio.new_event_loop()

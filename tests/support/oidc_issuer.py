@@ -16,9 +16,11 @@ import asyncio
 import json
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import jwt
+import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -152,3 +154,10 @@ class OidcIssuer:
         kid = kid or self.current_kid
         key = new_key() if foreign_key else self.keys.get(kid) or new_key()
         return jwt.encode(body, key, algorithm=algorithm, headers={"kid": kid, **(headers or {})})
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[OidcIssuer]:
+    """A running issuer per test module (a module that changes its keys or answers gets its own)."""
+    with OidcIssuer() as running:
+        yield running
