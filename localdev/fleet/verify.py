@@ -273,6 +273,7 @@ _LOG_TIME = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) ")
 _START = re.compile(r"timer (\S+): occurrence (\S+) past_due=(True|False) instance=(\S+)")
 _DONE = re.compile(r"timer (\S+): occurrence (\S+) done in")
 _ACQUIRED = re.compile(r"timer (\S+): listener lock acquired by instance (\S+)")
+_UNRECORDED = re.compile(r"could not record the schedule status in timers/\S+?/Host\.Functions\.(\S+)/status")
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,7 @@ class TimerRun:
     done: bool
     at: float  # time.time() of the start line
     latest: bool  # the instance's most recent start (may still be running)
+    unrecorded: bool = False  # done, but writing the schedule status afterwards failed (storage away)
 
 
 def _log_time(line: str) -> float:
@@ -299,15 +301,20 @@ def timer_runs(fleet: Fleet, function: str = "revocation_sweep") -> list[TimerRu
     for instance in fleet.instances:
         started: list[tuple[str, bool, float]] = []
         finished: set[tuple[int, str]] = set()
+        unrecorded: set[int] = set()
+        last_done = -1
         for line in instance.log_text().splitlines():
             if (start := _START.search(line)) and start.group(1) == function:
                 started.append((start.group(2), start.group(3) == "True", _log_time(line)))
             elif (end := _DONE.search(line)) and end.group(1) == function:
                 index = max((i for i, (occurrence, _, _) in enumerate(started) if occurrence == end.group(2)), default=-1)
                 finished.add((index, end.group(2)))
+                last_done = index
+            elif (failed := _UNRECORDED.search(line)) and failed.group(1) == function and last_done >= 0:
+                unrecorded.add(last_done)  # the write that follows the occurrence that just ended
         for index, (occurrence, past_due, at) in enumerate(started):
             done = (index, occurrence) in finished
-            runs.append(TimerRun(instance.name, occurrence, past_due, done, at, index == len(started) - 1))
+            runs.append(TimerRun(instance.name, occurrence, past_due, done, at, index == len(started) - 1, index in unrecorded))
     return sorted(runs, key=lambda run: run.at)
 
 
@@ -324,16 +331,27 @@ def lock_acquisitions(fleet: Fleet, function: str = "revocation_sweep") -> list[
 
 def check_timer_once(runs: Sequence[TimerRun], killed: Iterable[str]) -> list[str]:
     """Each occurrence completes on at most one instance. A start that never ended must be its instance's last
-    before a kill (or its latest, still running), and only then may the occurrence run again, past due, elsewhere."""
+    before a kill (or its latest, still running), and only then may the occurrence run again, past due, elsewhere.
+
+    One exception, which the Functions host has too: the schedule status is written *after* the invocation
+    (``TimerListener`` invokes, then ``ScheduleMonitor.UpdateStatusAsync``; devhost/singleton.py), so a holder
+    killed between "done" and that write, or whose write failed because storage was away (the write is best
+    effort, as ``UpdateStatusAsync``'s), leaves the occurrence recorded as next. The instance that takes the lock
+    then runs it again, past due: timer triggers are at least once. Allowed only when every earlier completion is
+    on a killed instance or logged its failed status write, and every later start is past due.
+    """
     killed = set(killed)
     problems = []
     by_occurrence: dict[str, list[TimerRun]] = {}
     for run in runs:
         by_occurrence.setdefault(run.occurrence, []).append(run)
     for occurrence, starts in sorted(by_occurrence.items()):
-        completed = [run.instance for run in starts if run.done]
-        if len(completed) > 1:
-            problems.append(f"occurrence {occurrence} completed on {completed}")
+        completed = [run for run in starts if run.done]
+        rerun_after_kill = all(run.instance in killed or run.unrecorded for run in completed[:-1]) and all(
+            run.past_due for run in completed[1:]
+        )
+        if len(completed) > 1 and not rerun_after_kill:
+            problems.append(f"occurrence {occurrence} completed on {[run.instance for run in completed]}")
         for run in starts:
             if not run.done and not run.latest and run.instance not in killed:
                 problems.append(f"occurrence {occurrence} started on {run.instance} and never ended, without a kill")

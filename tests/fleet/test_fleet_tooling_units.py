@@ -20,6 +20,7 @@ from localdev.fleet.verify import (
     check_outcomes,
     check_timer_once,
     percentile,
+    timer_runs,
 )
 
 
@@ -113,6 +114,13 @@ def test_timer_occurrences_may_repeat_only_as_a_past_due_rerun_after_a_killed_in
     assert check_timer_once([run("i0", "t1", at=1, done=False), run("i1", "t1", past_due=True, at=20)], killed=set())  # no kill
     assert check_timer_once([run("i0", "t1", at=1, done=False), run("i1", "t1", at=20)], killed={"i0"})  # rerun not past due
     assert check_timer_once([run("i0", "t9", at=1, done=False, latest=True)], killed=set()) == []  # still running
+    # killed after "done" but before the status write: the next holder runs it again, past due (at least once)
+    assert check_timer_once([run("i0", "t1", at=1), run("i1", "t1", past_due=True, at=20)], killed={"i0"}) == []
+    assert check_timer_once([run("i0", "t1", at=1), run("i1", "t1", at=20)], killed={"i0"})  # not past due
+    assert check_timer_once([run("i0", "t1", at=1), run("i1", "t1", past_due=True, at=20)], killed={"i1"})  # wrong one
+    # its status write failed (storage away): the same at-least-once rerun, without a kill
+    unrecorded = TimerRun("i0", "t1", False, True, 1.0, False, unrecorded=True)
+    assert check_timer_once([unrecorded, run("i1", "t1", past_due=True, at=20)], killed=set()) == []
 
 
 def test_emulator_counters_become_per_window_figures() -> None:
@@ -147,3 +155,43 @@ def test_a_mixed_plan_signs_in_first_and_is_reproducible() -> None:
     assert all(ops[0] == "issue" and len(ops) == 5 for ops in plans.values())
     assert plans == plan_mixed(["a", "b"], 5, random.Random(1))
     assert Report().ok and not Report(problems={"answers": ["x"]}).ok
+
+
+class LoggedInstance:
+    def __init__(self, name: str, log: str) -> None:
+        self.name, self._log = name, log
+
+    def log_text(self) -> str:
+        return self._log
+
+
+class LoggedFleet:
+    def __init__(self, *instances: LoggedInstance) -> None:
+        self.instances = list(instances)
+
+
+def test_timer_runs_read_from_the_logs_mark_a_completion_whose_status_write_failed() -> None:
+    sweep = "timer revocation_sweep: occurrence"
+    status = "devhost.singleton WARNING could not record the schedule status in"
+    i0 = LoggedInstance(
+        "i0",
+        f"2026-11-27 21:42:48,000 {sweep} 2026-11-27T21:42:48+00:00 past_due=False instance=i0\n"
+        f"2026-11-27 21:42:48,100 {sweep} 2026-11-27T21:42:48+00:00 done in 100 ms instance=i0\n"
+        f"2026-11-27 21:42:50,000 {sweep} 2026-11-27T21:42:50+00:00 past_due=False instance=i0\n"
+        f"2026-11-27 21:42:50,900 {sweep} 2026-11-27T21:42:50+00:00 done in 900 ms instance=i0\n"
+        f"2026-11-27 21:42:55,900 {status} timers/fleet/Host.Functions.revocation_sweep/status: ServiceRequestError\n",
+    )
+    i1 = LoggedInstance(
+        "i1",
+        f"2026-11-27 21:43:10,000 {sweep} 2026-11-27T21:42:50+00:00 past_due=True instance=i1\n"
+        f"2026-11-27 21:43:10,500 {sweep} 2026-11-27T21:42:50+00:00 done in 500 ms instance=i1\n",
+    )
+    runs = timer_runs(LoggedFleet(i0, i1))  # type: ignore[arg-type]  # duck-typed: timer_runs reads names and logs
+    assert [(r.instance, r.occurrence[-14:-6], r.done, r.unrecorded, r.past_due) for r in runs] == [
+        ("i0", "21:42:48", True, False, False),
+        ("i0", "21:42:50", True, True, False),
+        ("i1", "21:42:50", True, False, True),
+    ]
+    assert check_timer_once(runs, killed=set()) == []
+    recorded = [TimerRun(r.instance, r.occurrence, r.past_due, r.done, r.at, r.latest) for r in runs]
+    assert check_timer_once(recorded, killed=set()) != []  # without the failed write it is a double run
