@@ -186,7 +186,7 @@ def test_timer_runs_read_from_the_logs_mark_a_completion_whose_status_write_fail
         f"2026-11-27 21:43:10,000 {sweep} 2026-11-27T21:42:50+00:00 past_due=True instance=i1\n"
         f"2026-11-27 21:43:10,500 {sweep} 2026-11-27T21:42:50+00:00 done in 500 ms instance=i1\n",
     )
-    runs = timer_runs(LoggedFleet(i0, i1))  # type: ignore[arg-type]  # duck-typed: timer_runs reads names and logs
+    runs = timer_runs(LoggedFleet(i0, i1))  # duck-typed: timer_runs reads names and logs
     assert [(r.instance, r.occurrence[-14:-6], r.done, r.unrecorded, r.past_due) for r in runs] == [
         ("i0", "21:42:48", True, False, False),
         ("i0", "21:42:50", True, True, False),
