@@ -279,8 +279,8 @@ def _tables(results: list[LatencyResult], count: int) -> list[Table]:
             profile.add(
                 f"+{result.latency_ms} ms",
                 label,
-                sample.p50,
-                sample.p99,
+                f"{sample.p50:.2f}",
+                f"{sample.p99:.2f}",
                 ratio(sample.p50, raw.p50),
                 ratio(sample.p99, raw.p99),
                 cpu_cell,
@@ -289,13 +289,13 @@ def _tables(results: list[LatencyResult], count: int) -> list[Table]:
         b = result.parts
         parts.add(
             f"+{result.latency_ms} ms",
-            p50["raw"],
+            f"{p50['raw']:.2f}",
             f"{p50['floor'] - p50['raw']:+.2f}",
             f"{p50['in process'] - p50['floor']:+.2f}",
             f"{p50['http'] - p50['in process']:+.2f}",
             f"{b.acs:.2f} / {b.write:.2f}",
             f"{b.own:.2f}",
-            result.health.p50,
+            f"{result.health.p50:.2f}",
         )
     for result in results:
         if result.latency_ms != TARGET_LATENCY_MS:
