@@ -198,13 +198,15 @@ def table_of(results: list[SizeResult], failures: list[tuple[int, str]]) -> Tabl
             "CPU ms per identity, sweep: itself / Azurite / emulator",
             "CPU ms per revoke, raw SDK: itself / emulator",
             "revoked / ACS 204s / still due",
+            "timer runs",
             "seeding s (retries)",
         ],
     )
     for r in results:
-        summary = r.sweep["summary"]
+        summary = r.sweep.get("summary") or {}
+        aborted = r.sweep.get("aborted_runs") or []
         raw_rps = r.raw["revoked"] / r.raw["seconds"]
-        sweep_rps = summary["revoked"] / r.sweep["seconds"]
+        sweep_rps = r.acs_revokes / r.sweep["seconds"]
         table.add(
             r.count,
             f"{raw_rps:.0f}",
@@ -216,11 +218,12 @@ def table_of(results: list[SizeResult], failures: list[tuple[int, str]]) -> Tabl
             f"{_mib(r.raw['rss_peak_kib'] - r.raw['rss_start_kib']):.1f}",
             " / ".join(f"{ms:.2f}" for ms in r.cpu_ms_per_identity("sweep")),
             " / ".join(f"{ms:.2f}" for ms in r.cpu_ms_per_identity("raw")[::2]),
-            f"{summary['revoked']} / {r.acs_revokes} / {r.still_due}",
+            f"{summary.get('revoked', '-')} / {r.acs_revokes} / {r.still_due}",
+            f"{len(aborted) + bool(summary)}" + (f" ({len(aborted)} aborted: {'; '.join(aborted)})" if aborted else ""),
             f"{r.seed_seconds:.0f} ({r.seed_retries})",
         )
     for count, error in failures:
-        table.add(count, "-", "-", "-", "-", "-", "-", "-", "-", "-", f"failed: {error}"[:80], "-")
+        table.add(count, "-", "-", "-", "-", "-", "-", "-", "-", "-", f"failed: {error}"[:100], "-", "-")
     if len(results) >= 2:
         small, large = results[0], results[-1]
 
@@ -250,7 +253,9 @@ def table_of(results: list[SizeResult], failures: list[tuple[int, str]]) -> Tabl
     table.notes += [
         "Each identity costs the sweep 1 ACS call and 2 Table round trips (re-read the row, record LastRevokedAt), plus its "
         "share of the planning query's pages; the raw baseline is the ACS call alone.",
-        "Revoked = the sweep's summary; ACS 204s = what the emulator answered during the sweep; still due = rows whose "
+        "Sweep revoked/s = the revokes ACS (the emulator) answered 204 while the sweep's process ran, over its seconds. "
+        "Revoked = the completed timer run's summary (a run that aborts, when storage fails while it plans, is followed "
+        "by another, as the next timer tick would; its revokes count in ACS 204s only); still due = rows whose "
         "LastRevokedAt is missing or older than LastIssuedAt afterwards (0: nothing lost).",
     ]
     return table
@@ -273,7 +278,8 @@ async def _run(ctx: BenchContext) -> list[Table]:
             try:
                 results.append(await measure_size(azurite, emulator, count, Path(tmp)))
             except Exception as error:  # noqa: BLE001 - one failed size must not lose the other's figures
-                failures.append((count, f"{type(error).__name__}: {error}"))
+                print(f"   {count} failed: {type(error).__name__}: {error}", flush=True)
+                failures.append((count, f"{type(error).__name__}: {str(error).splitlines()[-1] if str(error) else ''}"))
             print(f"   ({count}: {time.perf_counter() - started:.0f} s)", flush=True)
     return [table_of(results, failures)]
 

@@ -10,7 +10,8 @@ import io
 
 import pytest
 
-from bench.sweep_child import PREFIX, MemoryWatch, parse_result, revoke_all
+from bench.sweep_child import PREFIX, MemoryWatch, parse_result, revoke_all, timer_runs
+from shared.domain.errors import InvalidRequestError, UnavailableError
 
 
 def test_parse_result_finds_the_line_among_others() -> None:
@@ -67,3 +68,38 @@ def test_memory_watch_ignores_a_peak_reached_before_the_start() -> None:
     assert watch.peak_kib == 120_000
     watch.end_hwm_kib = 600_000  # the run itself pushed the high-water mark up: that counts
     assert watch.peak_kib == 600_000
+
+
+async def test_an_aborted_timer_run_is_followed_by_another() -> None:
+    outcomes: list[object] = [UnavailableError("Identity storage is unavailable; retry later.", retry_after=5), "summary"]
+
+    async def run_timer() -> object:
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    completed, aborted = await timer_runs(run_timer)
+    assert completed == ["summary"]
+    assert len(aborted) == 1
+    assert aborted[0].startswith("UnavailableError after ")
+
+
+async def test_timer_runs_give_up_after_their_count() -> None:
+    calls = 0
+
+    async def run_timer() -> object:
+        nonlocal calls
+        calls += 1
+        raise UnavailableError("down", retry_after=5)
+
+    completed, aborted = await timer_runs(run_timer, max_runs=3)
+    assert (completed, len(aborted), calls) == ([], 3, 3)
+
+
+async def test_timer_runs_do_not_hide_a_bug() -> None:
+    async def run_timer() -> object:
+        raise InvalidRequestError("not transient", code="invalid_body")
+
+    with pytest.raises(InvalidRequestError):
+        await timer_runs(run_timer)

@@ -7,10 +7,13 @@ from typing import Any
 from bench.sweep_scale import SizeResult, table_of
 
 
-def size(count: int, *, sweep_growth_kib: int, raw_growth_kib: int, revoked: int | None = None) -> SizeResult:
+def size(
+    count: int, *, sweep_growth_kib: int, raw_growth_kib: int, revoked: int | None = None, aborted: list[str] | None = None
+) -> SizeResult:
     revoked = count if revoked is None else revoked
     sweep: dict[str, Any] = {
-        "summary": {"revoked": revoked},
+        "summary": {"revoked": revoked - 400 if aborted else revoked},
+        "aborted_runs": aborted or [],
         "seconds": count / 400,
         "rss_start_kib": 40_000,
         "rss_peak_kib": 40_000 + sweep_growth_kib,
@@ -36,6 +39,7 @@ def test_rows_compare_with_the_raw_sdk() -> None:
     assert row["sweep peak RSS growth MiB"] == "8.0"
     assert row["raw SDK peak RSS growth MiB"] == "6.0"
     assert row["revoked / ACS 204s / still due"] == "10000 / 10000 / 0"
+    assert row["timer runs"] == "1"
     assert row["CPU ms per identity, sweep: itself / Azurite / emulator"] == "2.00 / 1.00 / 0.20"
     assert row["CPU ms per revoke, raw SDK: itself / emulator"] == "0.40 / 0.20"
     assert any(
@@ -73,3 +77,11 @@ def test_a_failed_size_keeps_its_row() -> None:
     assert "failed: RuntimeError: seeding broke" in table.rows[1]
     assert len(table.rows[1]) == len(table.columns)
     assert not any("Memory from" in note for note in table.notes)
+
+
+def test_an_aborted_timer_run_is_shown_and_its_revokes_still_count() -> None:
+    table = table_of([size(10_000, sweep_growth_kib=1, raw_growth_kib=1, aborted=["UnavailableError after 95 s"])], [])
+    row = dict(zip(table.columns, table.rows[0], strict=True))
+    assert row["timer runs"] == "2 (1 aborted: UnavailableError after 95 s)"
+    assert row["revoked / ACS 204s / still due"] == "9600 / 10000 / 0"
+    assert row["sweep revoked/s"] == "400"
