@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,20 @@ async def measure(total: int, concurrency: int, one: Callable[[int], Awaitable[A
     return Sample(latencies, time.perf_counter() - started)
 
 
+async def interleaved(paths: Mapping[str, Callable[[int], Awaitable[Any]]], per_round: int, rounds: int) -> dict[str, Sample]:
+    """Warm every path, then measure them in turn, one caller, round after round, so drift hits all alike."""
+    for one in paths.values():
+        for i in range(20):
+            await one(i)
+    samples = {name: Sample([], 0.0) for name in paths}
+    for _ in range(rounds):
+        for name, one in paths.items():
+            sample = await measure(per_round, 1, one)
+            samples[name].latencies += sample.latencies
+            samples[name].elapsed += sample.elapsed
+    return samples
+
+
 def ratio(value: float, baseline: float) -> str:
     return f"{value / baseline:.2f}x" if baseline else "-"
 
@@ -211,3 +225,10 @@ def rss_kib(pid: int) -> tuple[int, int]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0])
     return values["VmRSS"], values["VmHWM"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time a process has used so far, in seconds, from /proc (Linux)."""
+    # Fields after the command name (which may contain spaces): state is field 3, utime 14, stime 15.
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

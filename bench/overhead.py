@@ -21,7 +21,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.common import BenchContext, InProcessApp, Sample, measure, ratio, start_devhost, use_app_env
+from bench.common import BenchContext, InProcessApp, Sample, interleaved, ratio, start_devhost, use_app_env
 from bench.report import Table, verdict
 
 BODY = {"scopes": ["voip"], "expiresInMinutes": 60}
@@ -46,20 +46,6 @@ def count_store_calls(store: Any) -> Counter:
 def acs_ops(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
     ops_before, ops_after = before["operations"], after["operations"]
     return {op: n - ops_before.get(op, 0) for op, n in ops_after.items() if n - ops_before.get(op, 0)}
-
-
-async def _interleaved(paths: dict[str, Any], per_round: int, rounds: int) -> dict[str, Sample]:
-    """Warm every path, then measure them in turn, round after round, so drift hits all alike."""
-    for one in paths.values():
-        for i in range(20):
-            await one(i)
-    samples = {name: Sample([], 0.0) for name in paths}
-    for _ in range(rounds):
-        for name, one in paths.items():
-            sample = await measure(per_round, 1, one)
-            samples[name].latencies += sample.latencies
-            samples[name].elapsed += sample.elapsed
-    return samples
 
 
 async def _in_process(ctx: BenchContext, per_round: int, rounds: int) -> tuple[dict[str, Sample], dict[str, float]]:
@@ -89,7 +75,7 @@ async def _in_process(ctx: BenchContext, per_round: int, rounds: int) -> tuple[d
         await app.refresh("overhead-user", BODY)
 
     paths = {"raw": raw, "raw+write": raw_and_write, "issue": issue, "refresh": refresh}
-    samples = await _interleaved(paths, per_round, rounds)
+    samples = await interleaved(paths, per_round, rounds)
 
     # costs of a warm request: ACS operations and store round trips, counted
     calls = count_store_calls(store)
@@ -138,7 +124,7 @@ async def _over_http(url: str, per_round: int, rounds: int) -> dict[str, Sample]
             return one
 
         paths = {"http issue": call("token"), "http refresh": call("token/refresh")}
-        return await _interleaved(paths, per_round, rounds)
+        return await interleaved(paths, per_round, rounds)
 
 
 def run(ctx: BenchContext) -> list[Table]:

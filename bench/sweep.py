@@ -3,9 +3,9 @@
 Baselines from the same run: the raw async SDK's ``revoke_tokens`` at the same concurrency
 (what the emulator can do), and the rate the emulator is configured to allow.
 
-1. Capacity: N recorded requests (10k; 2k quick; ``BENCH_SWEEP_SIZES=10000,100000`` for more), emulator limits off, sweep rate
-   unbounded: revocations per second vs the raw SDK, and the process's peak RSS growth
-   (memory must stay flat as N grows: items are streamed, never listed).
+1. Capacity: N recorded requests (10k; 2k quick; ``BENCH_SWEEP_SIZES`` for others), emulator limits off, sweep rate
+   unbounded: revocations per second vs the raw SDK, and the process's peak RSS growth. 10k against 100k identities,
+   memory of each in a fresh process, is ``bench/sweep_scale.py`` (``--only sweep_scale``).
 2. Pacing: the emulator's revoke limit set to 500 per 15 s (33/s, twice ACS's real 500 per 30 s
    so the run is shorter); the sweep set to 90% and 100% of it: achieved rate and 429s.
 3. Throttling: capacity run with 10% of revokes answered 429 (Retry-After 1 s): rate, retries,
@@ -21,20 +21,17 @@ import time
 import uuid
 from typing import Any
 
-from azure.core.exceptions import ServiceRequestError
-from azure.data.tables import UpdateMode
 from azure.data.tables.aio import TableClient
 
 from bench.common import BenchContext
 from bench.report import Table, verdict
+from bench.seeding import create_identities, identity_entity, revoke_request_entity, submit_transactions, transactions
 from shared.adapters.acs import AcsIdentityClient, create_client
-from shared.adapters.identity_map import TableIdentityMap, entity_keys
-from shared.adapters.ledger import REQUEST_PARTITION, TableRevocationLedger
-from shared.domain.caller import Caller
+from shared.adapters.identity_map import TableIdentityMap
+from shared.adapters.ledger import TableRevocationLedger
 from shared.domain.clock import utc_now
-from shared.domain.models import request_row_key
 from shared.domain.revocation.sweep import build_sweeper
-from shared.settings import load_acs_settings, load_revocation_settings, load_storage_settings
+from shared.settings import AcsSettings, load_acs_settings, load_revocation_settings, load_storage_settings
 
 CONCURRENCY = 16
 
@@ -48,7 +45,7 @@ def _rss_mib() -> float:
 
 
 class Seeded:
-    """N users with real ACS identities (in the emulator), mapped in Table storage, each with a pending request."""
+    """N users with real ACS identities (in the emulator), mapped in Table storage, each with a pending revoke request."""
 
     def __init__(self, ctx: BenchContext, count: int) -> None:
         self.ctx = ctx
@@ -59,75 +56,30 @@ class Seeded:
         self.acs_ids: list[str] = []
 
     async def seed(self, client: Any) -> None:
+        """Identities through the emulator's API, rows in retried transactions (see bench/seeding.py)."""
         conn = self.ctx.azurite.connection_string
-        ids: list[str] = []
-
-        async def create(_: int) -> None:
-            user = await client.create_user()
-            ids.append(user.properties["id"])
-
-        await _bounded(self.count, 32, create)
-        self.acs_ids = ids
+        self.acs_ids = await create_identities(client, self.count, concurrency=32)
         now = utc_now()
-        by_partition: dict[str, list[tuple[str, Any, Any]]] = {}
+        resource = acs_settings(self.ctx).resource
+        identities = (
+            identity_entity(i, acs_id, created_at=now, last_issued_at=now, resource=resource)
+            for i, acs_id in enumerate(self.acs_ids)
+        )
+        requests = (revoke_request_entity(i, now=now) for i in range(self.count))
         async with (
-            TableClient.from_connection_string(conn, self.identity_table) as identities,
-            TableClient.from_connection_string(conn, self.ledger_table) as ledger,
+            TableClient.from_connection_string(conn, self.identity_table) as identity_table,
+            TableClient.from_connection_string(conn, self.ledger_table) as ledger_table,
         ):
-            await identities.create_table()
-            await ledger.create_table()
-            requests: list[tuple[str, Any, Any]] = []
-            for index, acs_id in enumerate(ids):
-                key = Caller("dev", f"bench-{index}", frozenset()).key
-                partition, row = entity_keys(key)
-                by_partition.setdefault(partition, []).append(
-                    (
-                        "upsert",
-                        {
-                            "PartitionKey": partition,
-                            "RowKey": row,
-                            "UserKey": key,
-                            "AcsUserId": acs_id,
-                            "CreatedAt": now,
-                            "LastIssuedAt": now,
-                        },
-                        {"mode": UpdateMode.REPLACE},
-                    )
-                )
-                requests.append(
-                    (
-                        "upsert",
-                        {
-                            "PartitionKey": REQUEST_PARTITION,
-                            "RowKey": request_row_key("revoke", key),
-                            "Action": "revoke",
-                            "UserKey": key,
-                            "Reason": "bench",
-                            "Source": "bench",
-                            "RequestedAt": now,
-                            "NotBefore": now,
-                        },
-                        {"mode": UpdateMode.REPLACE},
-                    )
-                )
-            batches = [ops[i : i + 100] for ops in by_partition.values() for i in range(0, len(ops), 100)]
-            batches += [requests[i : i + 100] for i in range(0, len(requests), 100)]
-            semaphore = asyncio.Semaphore(8)
+            await identity_table.create_table()
+            await ledger_table.create_table()
+            await submit_transactions(identity_table, transactions(identities))
+            await submit_transactions(ledger_table, transactions(requests))
 
-            async def submit(table: TableClient, batch: list) -> None:
-                async with semaphore:
-                    for attempt in range(5):  # Azurite drops idle keep-alive connections under this load
-                        try:
-                            await table.submit_transaction(batch)
-                            return
-                        except ServiceRequestError:
-                            if attempt == 4:
-                                raise
-                            await asyncio.sleep(0.5 * (attempt + 1))
 
-            await asyncio.gather(
-                *(submit(ledger if batch[0][1]["PartitionKey"] == REQUEST_PARTITION else identities, batch) for batch in batches)
-            )
+def acs_settings(ctx: BenchContext) -> AcsSettings:
+    return load_acs_settings(
+        {"ACS_CONNECTION_STRING": ctx.emulator.connection_string, "ACS_CA_BUNDLE": str(ctx.emulator.cert_path)}
+    )
 
 
 async def _bounded(total: int, concurrency: int, one: Any) -> float:
@@ -152,14 +104,9 @@ async def _sweep(ctx: BenchContext, seeded: Seeded, rate_per_30s: int) -> tuple[
     settings = dataclasses.replace(
         load_revocation_settings({}), rate_per_30s=rate_per_30s, concurrency=CONCURRENCY, time_budget_seconds=3600
     )
-    service = AcsIdentityClient.from_settings(
-        load_acs_settings(
-            {"ACS_CONNECTION_STRING": ctx.emulator.connection_string, "ACS_CA_BUNDLE": str(ctx.emulator.cert_path)}
-        ),
-        {},
-        retry_total=0,
-    )
-    sweeper = build_sweeper(service, store, ledger, None, settings, 1440)
+    acs = acs_settings(ctx)
+    service = AcsIdentityClient.from_settings(acs, {}, retry_total=0)
+    sweeper = build_sweeper(service, store, ledger, None, settings, 1440, resource=acs.resource)
     baseline_rss = _rss_mib()
     peak = [baseline_rss]
     stop = asyncio.Event()
@@ -195,16 +142,10 @@ async def _run(ctx: BenchContext) -> list[Table]:
     from azure.communication.identity.aio import CommunicationIdentityClient
 
     # The raw baseline and the seeding use the SDK's default retries (a dropped keep-alive connection is retried).
-    raw_client, _ = create_client(
-        load_acs_settings(
-            {"ACS_CONNECTION_STRING": ctx.emulator.connection_string, "ACS_CA_BUNDLE": str(ctx.emulator.cert_path)}
-        ),
-        {},
-        retry_total=3,
-    )
+    raw_client, _ = create_client(acs_settings(ctx), {}, retry_total=3)
     assert isinstance(raw_client, CommunicationIdentityClient)
-    # 30k and 100k were tried: seeding them into Azurite (in-memory, CPU-bound on batch transactions) broke off
-    # with connection resets or did not finish in 10 minutes on this 2-core machine. BENCH_SWEEP_SIZES overrides.
+    # Requests live in one ledger partition, whose cost in Azurite grows with its size (bench/seeding.py): 10k here;
+    # bench/sweep_scale.py (--only sweep_scale) measures 10k against 100k identities. BENCH_SWEEP_SIZES overrides.
     sizes = [int(n) for n in os.environ.get("BENCH_SWEEP_SIZES", "").split(",") if n.strip()] or [ctx.scaled(10_000, 2_000)]
     capacity = Table(
         "Revocation sweep: capacity (emulator limits off, one timer run, concurrency 16)",
@@ -216,8 +157,8 @@ async def _run(ctx: BenchContext) -> list[Table]:
             print(f"   seeding {count} identities and requests ...", flush=True)
             try:
                 await seeded.seed(raw_client)
-            except ServiceRequestError as error:  # report it, keep the other sizes' figures
-                capacity.add(count, "-", "-", "-", "-", "-", f"seeding failed: {error}"[:60])
+            except Exception as error:  # noqa: BLE001 - report it, keep the other sizes' figures
+                capacity.add(count, "-", "-", "-", "-", "-", f"seeding failed: {type(error).__name__}: {error}"[:80])
                 continue
             print(f"   sweeping {count} ...", flush=True)
             raw_rps = await _raw_revoke_rps(ctx, raw_client, seeded.acs_ids[: min(2000, count)])
