@@ -30,7 +30,7 @@ from shared.adapters.acs import AcsIdentityClient, create_client
 from shared.adapters.identity_map import TableIdentityMap
 from shared.adapters.ledger import TableRevocationLedger
 from shared.domain.clock import utc_now
-from shared.domain.revocation.sweep import build_sweeper
+from shared.domain.revocation.sweep import SweepOptions, build_sweeper
 from shared.settings import AcsSettings, load_acs_settings, load_revocation_settings, load_storage_settings
 
 CONCURRENCY = 16
@@ -106,7 +106,7 @@ async def _sweep(ctx: BenchContext, seeded: Seeded, rate_per_30s: int) -> tuple[
     )
     acs = acs_settings(ctx)
     service = AcsIdentityClient.from_settings(acs, {}, retry_total=0)
-    sweeper = build_sweeper(service, store, ledger, None, settings, 1440, resource=acs.resource)
+    sweeper = build_sweeper(service, store, ledger, None, settings, 1440, options=SweepOptions(resource=acs.resource))
     baseline_rss = _rss_mib()
     peak = [baseline_rss]
     stop = asyncio.Event()

@@ -92,17 +92,24 @@ async def timer_runs(run_timer: Callable[[], Awaitable[Any]], max_runs: int = MA
 
 async def sweep() -> dict[str, Any]:
     from shared.composition import Services
-    from shared.domain.revocation.sweep import build_sweeper
+    from shared.domain.revocation.sweep import SweepOptions, build_sweeper
 
     services = Services(dict(os.environ))
-    sweeper = build_sweeper(
+    sweeper = build_sweeper(  # as Services.sweeper() builds it, less the queue
         services.sweep_acs(),
         services.identities(),
         services.ledger(),
         None,
         services.revocation_settings,
         services.token_policy.max_expiry_minutes,
-        resource=services.acs_settings.resource,
+        options=SweepOptions(
+            resource=services.acs_settings.resource,
+            journal=services.journal(),
+            audit=services.audit(),
+            audit_retention_days=services.audit_settings.retention_days,
+            campaigns=services.campaigns(),
+        ),
+        budget_store=services.budget_store(),
     )
     watch = MemoryWatch()
     started = time.perf_counter()
