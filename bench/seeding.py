@@ -31,7 +31,7 @@ from typing import Any, Protocol
 from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
 from azure.data.tables import UpdateMode
 
-from shared.adapters.identity_map import entity_keys
+from shared.adapters.identity_map import new_entity
 from shared.adapters.ledger import REQUEST_PARTITION
 from shared.domain.caller import Caller
 from shared.domain.models import request_row_key
@@ -67,18 +67,7 @@ def user_key(index: int) -> str:
 
 def identity_entity(index: int, acs_user_id: str, *, created_at: datetime, last_issued_at: datetime, resource: str) -> Entity:
     """An identity-map row as the token service writes it (``shared/adapters/identity_map.py``)."""
-    key = user_key(index)
-    partition, row = entity_keys(key)
-    entity: Entity = {
-        "PartitionKey": partition,
-        "RowKey": row,
-        "UserKey": key,
-        "AcsUserId": acs_user_id,
-        "CreatedAt": created_at,
-        "LastIssuedAt": last_issued_at,
-    }
-    if resource:
-        entity["AcsResource"] = resource
+    entity: Entity = new_entity(user_key(index), acs_user_id, created_at, resource, last_issued_at=last_issued_at)
     return entity
 
 

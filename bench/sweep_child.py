@@ -92,25 +92,9 @@ async def timer_runs(run_timer: Callable[[], Awaitable[Any]], max_runs: int = MA
 
 async def sweep() -> dict[str, Any]:
     from shared.composition import Services
-    from shared.domain.revocation.sweep import SweepOptions, build_sweeper
 
     services = Services(dict(os.environ))
-    sweeper = build_sweeper(  # as Services.sweeper() builds it, less the queue
-        services.sweep_acs(),
-        services.identities(),
-        services.ledger(),
-        None,
-        services.revocation_settings,
-        services.token_policy.max_expiry_minutes,
-        options=SweepOptions(
-            resource=services.acs_settings.resource,
-            journal=services.journal(),
-            audit=services.audit(),
-            audit_retention_days=services.audit_settings.retention_days,
-            campaigns=services.campaigns(),
-        ),
-        budget_store=services.budget_store(),
-    )
+    sweeper = services.new_sweeper(queue=None)  # as the app's, less the queue: nothing is left over for it here
     watch = MemoryWatch()
     started = time.perf_counter()
     try:

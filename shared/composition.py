@@ -35,7 +35,7 @@ from shared.domain.journal import Journal
 from shared.domain.lookup import IdentityLookup
 from shared.domain.metrics import Metrics
 from shared.domain.policy import TokenPolicy
-from shared.domain.ports import Authenticator, SecretStore
+from shared.domain.ports import Authenticator, BatchQueue, SecretStore
 from shared.domain.ratelimit import PerUserRateLimiter
 from shared.domain.references import UserReferences
 from shared.domain.revocation.budget import FleetBudget
@@ -227,23 +227,28 @@ class Services(AsyncClosable):
     def sweeper(self) -> Sweeper:
         """The revocation sweep (ledger, queue, identity map, its own ACS client and pacers)."""
         if self._sweeper is None:
-            self._sweeper = build_sweeper(
-                self.sweep_acs(),
-                self.identities(),
-                self.ledger(),
-                self.fanout(),
-                self.revocation_settings,
-                self.token_policy.max_expiry_minutes,
-                options=SweepOptions(
-                    resource=self.acs_settings.resource,
-                    journal=self.journal(),
-                    audit=self.audit(),
-                    audit_retention_days=self.audit_settings.retention_days,
-                    campaigns=self.campaigns(),
-                ),
-                budget_store=self.budget_store(),
-            )
+            self._sweeper = self.new_sweeper(self.fanout())
         return self._sweeper
+
+    def new_sweeper(self, queue: BatchQueue | None) -> Sweeper:
+        """A sweep over this root's clients with the given queue (None: a run that hands nothing to the queue, as
+        the 100k bench measures it); the app's own is :meth:`sweeper`."""
+        return build_sweeper(
+            self.sweep_acs(),
+            self.identities(),
+            self.ledger(),
+            queue,
+            self.revocation_settings,
+            self.token_policy.max_expiry_minutes,
+            options=SweepOptions(
+                resource=self.acs_settings.resource,
+                journal=self.journal(),
+                audit=self.audit(),
+                audit_retention_days=self.audit_settings.retention_days,
+                campaigns=self.campaigns(),
+            ),
+            budget_store=self.budget_store(),
+        )
 
     # ------------------------------------------------------------------ lifetime
 

@@ -80,7 +80,10 @@ def _record(entity: Mapping[str, Any]) -> IdentityRecord:
     )
 
 
-def _new_entity(user_key: str, acs_user_id: str, now: datetime, resource: str | None) -> dict[str, Any]:
+def new_entity(
+    user_key: str, acs_user_id: str, now: datetime, resource: str | None, *, last_issued_at: datetime | None = None
+) -> dict[str, Any]:
+    """The row of a new mapping (public so the 100k bench seeds rows exactly like these)."""
     partition, row = entity_keys(user_key)
     entity: dict[str, Any] = {
         "PartitionKey": partition,
@@ -88,7 +91,7 @@ def _new_entity(user_key: str, acs_user_id: str, now: datetime, resource: str | 
         "UserKey": user_key,
         "AcsUserId": acs_user_id,
         "CreatedAt": now,
-        "LastIssuedAt": now,
+        "LastIssuedAt": last_issued_at or now,
     }
     if resource:
         entity["AcsResource"] = resource
@@ -119,7 +122,7 @@ class TableIdentityMap(TableAdapter):
 
     async def insert(self, user_key: str, acs_user_id: str, now: datetime, *, resource: str | None = None) -> IdentityRecord:
         """Create-if-absent; IdentityConflict carries the winner's record when we lost a race."""
-        entity = _new_entity(user_key, acs_user_id, now, resource)
+        entity = new_entity(user_key, acs_user_id, now, resource)
         await self._index(user_key, acs_user_id, now)
         async with self._reaching():
             try:
@@ -202,7 +205,7 @@ class TableIdentityMap(TableAdapter):
     async def replace(self, previous: IdentityRecord, acs_user_id: str, now: datetime, *, resource: str) -> IdentityRecord:
         """Replace a mapping of another ACS resource, conditional on its ETag; the old one stays as Previous*."""
         entity = {
-            **_new_entity(previous.user_key, acs_user_id, now, resource),
+            **new_entity(previous.user_key, acs_user_id, now, resource),
             "PreviousAcsUserId": previous.acs_user_id,
             "PreviousAcsResource": previous.acs_resource or "",
             "ReplacedAt": now,
