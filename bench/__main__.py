@@ -38,7 +38,7 @@ def register(name: str, benchmark: Benchmark) -> None:
 
 
 #: Modules of this package with ``run(ctx) -> list[Table]``, imported only when selected.
-BUILTIN = ("overhead", "concurrency", "coldstart", "memory", "sweep")
+BUILTIN = ("overhead", "concurrency", "coldstart", "memory", "sweep", "campaign")
 #: Like BUILTIN, but run only when named in ``--only`` (the fleet run starts its own rig and takes minutes).
 OPT_IN = ("fleet",)
 
