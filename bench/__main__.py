@@ -40,7 +40,7 @@ def register(name: str, benchmark: Benchmark) -> None:
 
 
 #: Modules of this package with ``run(ctx) -> list[Table]``, imported only when selected.
-BUILTIN = ("overhead", "concurrency", "latency", "coldstart", "memory", "sweep")
+BUILTIN = ("overhead", "concurrency", "latency", "coldstart", "memory", "sweep", "campaign")
 #: Like BUILTIN, but run only when named in ``--only``: the fleet run starts its own rig and takes minutes;
 #: sweep_scale seeds 10,000 and 100,000 identities and sweeps them (about 8 minutes); azurite_partition times
 #: Azurite's point operations in one partition of 10,000 and of 100,000 rows (about 8 minutes).

@@ -33,7 +33,8 @@ OPERATIONS: dict[str, tuple[str, str, Any]] = {
     "refresh": ("POST", "token/refresh", {"scopes": ["voip"]}),
     "revoke": ("POST", "token/revoke", None),
     "delete": ("DELETE", "identity", None),
-    "campaign": ("POST", "ops/revocations", None),  # an operator's list of up to 100 requests (body given per call)
+    "requests": ("POST", "ops/revocations", None),  # an operator's list of up to 100 requests (body given per call)
+    "campaign": ("POST", "ops/campaigns", None),  # an operator's incident campaign: every token issued before now dies
 }
 #: the statuses that end an operation well (refresh before any identity, or after a delete, is 404 by contract)
 SUCCESS: dict[str, frozenset[int]] = {
@@ -41,8 +42,11 @@ SUCCESS: dict[str, frozenset[int]] = {
     "refresh": frozenset({200, 404}),
     "revoke": frozenset({202, 204}),
     "delete": frozenset({202, 204}),
+    "requests": frozenset({202}),
     "campaign": frozenset({202}),
 }
+#: operations an operator performs (not a user: no token history)
+OPERATOR_OPERATIONS = frozenset({"requests", "campaign"})
 RETRYABLE = frozenset({429, 503})
 #: a realistic mix after sign-in: mostly refreshes, some new sign-ins, sign-outs everywhere, a few erasures
 DEFAULT_MIX: Mapping[str, float] = {"refresh": 0.55, "issue": 0.25, "revoke": 0.12, "delete": 0.08}
@@ -59,7 +63,8 @@ class Answer:
     latency: float  # seconds
     retry_after: str | None
     content_type: str
-    shape: str  # "token", "pending", "accepted", "empty", "error:<code>", "not_json", "unexpected", "connection_error:<type>"
+    #: "token", "pending", "accepted", "campaign", "empty", "error:<code>", "not_json", "unexpected", "connection_error:<type>"
+    shape: str
     instance: str | None
     attempt: int
     identity: str | None = None  # the communicationUserId of a token answer
@@ -103,18 +108,34 @@ class ClientPolicy:
     fallback_retry_after: float = 1.0
 
 
+@dataclass(frozen=True)
+class CampaignStart:
+    """An incident campaign the driver started: its id and when it was asked for (seconds since the run started)."""
+
+    campaign_id: str
+    sent: float
+    answered: float
+
+
 class Recorder:
     """Everything a run produced, for the verifier and the report."""
 
     def __init__(self) -> None:
         self.started = time.monotonic()
+        #: the same moment by the wall clock (``time.time()``), which the emulator's call log uses
+        self.wall_started = time.time()
         self.answers: list[Answer] = []
         self.outcomes: list[Outcome] = []
         self.users: dict[str, UserHistory] = {}
         self.marks: list[tuple[float, str]] = []  # (seconds since start, what the scenario did)
+        self.campaigns: list[CampaignStart] = []
 
     def now(self) -> float:
         return time.monotonic() - self.started
+
+    def wall(self, moment: float) -> float:
+        """``moment`` (seconds since the run started) as ``time.time()``."""
+        return self.wall_started + moment
 
     def mark(self, what: str) -> None:
         self.marks.append((self.now(), what))
@@ -138,6 +159,8 @@ def body_shape(status: int, content_type: str, raw: bytes) -> tuple[str, Any]:
         return "pending", document
     if status == 202 and isinstance(document.get("accepted"), int):
         return "accepted", document  # an operator's recorded revocation requests
+    if status == 202 and isinstance(document.get("id"), str) and document.get("status") == "active":
+        return "campaign", document  # an operator's incident campaign, recorded
     error = document.get("error")
     if isinstance(error, dict) and isinstance(error.get("code"), str) and isinstance(error.get("message"), str):
         return f"error:{error['code']}", document
@@ -225,8 +248,14 @@ class LoadDriver:
 
     async def perform(self, op: str, user: str, body: Any = None) -> Outcome:
         """``op`` for ``user`` until it succeeds, fails for good, or the deadline passes (429/503: honour Retry-After)."""
+        outcome, _ = await self._perform(op, user, body)
+        return outcome
+
+    async def _perform(self, op: str, user: str, body: Any = None) -> tuple[Outcome, Any]:
+        """:meth:`perform`, also returning the last answer's JSON body."""
         outcome = Outcome(op, user, started=self.recorder.now())
-        history = self.recorder.users.setdefault(user, UserHistory()) if op != "campaign" else UserHistory()
+        document: Any = None
+        history = self.recorder.users.setdefault(user, UserHistory()) if op not in OPERATOR_OPERATIONS else UserHistory()
         deadline = outcome.started + self.policy.deadline_seconds
         while True:
             outcome.attempts += 1
@@ -252,7 +281,7 @@ class LoadDriver:
             await asyncio.sleep(wait)
         outcome.finished = self.recorder.now()
         self.recorder.outcomes.append(outcome)
-        return outcome
+        return outcome, document
 
     # scenarios -------------------------------------------------------------------------
 
@@ -298,19 +327,38 @@ class LoadDriver:
 
         return list(await asyncio.gather(*(arrive(index) for index in range(count))))
 
-    async def campaign(self, users: Sequence[str], action: str = "revoke", chunk: int = 100) -> list[Outcome]:
+    async def incident_campaign(self, reason: str = "fleet incident") -> CampaignStart | None:
+        """An operator starts an incident campaign (``POST /api/ops/campaigns``): every token issued before now dies.
+
+        The tokens every user had received before the request was sent are surely older than the campaign's T
+        (the server's clock when it records it), so they are due to die; tokens still in flight are not counted.
+        """
+        self.recorder.mark("campaign: revoke every token issued before now")
+        sent = self.recorder.now()
+        issued_before = {user: len(history.tokens) for user, history in self.recorder.users.items()}
+        outcome, document = await self._perform("campaign", "operator", {"reason": reason})
+        if not outcome.ok or not isinstance(document, dict):
+            return None
+        for user, count in issued_before.items():
+            history = self.recorder.users[user]
+            history.killed_before = max(history.killed_before, count)
+        started = CampaignStart(str(document["id"]), sent, outcome.finished)
+        self.recorder.campaigns.append(started)
+        return started
+
+    async def revocation_requests(self, users: Sequence[str], action: str = "revoke", chunk: int = 100) -> list[Outcome]:
         """An operator records ``action`` for ``users`` (``POST /api/ops/revocations``, lists of ``chunk``).
 
         Tokens a user got before its request was accepted are then due to die (the sweep carries it out).
         """
-        self.recorder.mark(f"campaign: {action} {len(users)} users")
+        self.recorder.mark(f"requests: {action} {len(users)} users")
         outcomes = []
         for start in range(0, len(users), chunk):
             batch = users[start : start + chunk]
             histories = {user: self.recorder.users.setdefault(user, UserHistory()) for user in batch}
             issued_before = {user: len(history.tokens) for user, history in histories.items()}  # before sending: surely earlier
-            body = [{"userId": user, "action": action, "reason": "fleet campaign"} for user in batch]
-            outcome = await self.perform("campaign", "operator", body)
+            body = [{"userId": user, "action": action, "reason": "fleet operator requests"} for user in batch]
+            outcome = await self.perform("requests", "operator", body)
             if outcome.ok:
                 for user, history in histories.items():
                     history.killed_before = max(history.killed_before, issued_before[user])

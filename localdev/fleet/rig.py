@@ -137,6 +137,11 @@ class Fleet:
         with sqlite3.connect(f"file:{self.workdir / 'emulator.sqlite'}?mode=ro", uri=True) as db:
             return {row[0]: row[1] for row in db.execute("SELECT id, created FROM identities WHERE deleted = 0")}
 
+    def identity_creations(self) -> dict[str, float]:
+        """Every ACS identity the emulator created, deleted ones included: id -> creation time (time.time())."""
+        with sqlite3.connect(f"file:{self.workdir / 'emulator.sqlite'}?mode=ro", uri=True) as db:
+            return {row[0]: row[1] for row in db.execute("SELECT id, created FROM identities")}
+
     def mapped_identities(self) -> dict[str, str]:
         """The identity map: ACS id -> row key (the hashed user), read from Table storage."""
         from azure.data.tables import TableClient

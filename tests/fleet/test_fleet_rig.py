@@ -8,12 +8,12 @@ poll for the listener lock) and runs the missed occurrence as past due (azure-we
 or a 429/503 with Retry-After and a JSON body, every client gets what it asked for, nothing is orphaned in ACS,
 no revocation is lost, and each timer occurrence completes on one instance only.
 
-Known failure (found by this rig): ``shared/token_service.py`` caches "user -> ACS id" per worker process. After a
-user deletes its identity on one instance and signs in again there (a new identity), another instance still holds
-the old id: its revoke answers 204 while the new identity's tokens stay valid (a lost revocation), and its
-refresh answers 404 to a user who has an identity. The two reproductions below and the scenario's
-``revocations``/``identities`` invariants are expected to fail until that cache is made safe across instances;
-``strict=True`` on the reproductions turns the fix into a visible XPASS so the marks get removed.
+An incident campaign (``POST /api/ops/campaigns``) swept by every instance at once stays within the fleet's
+revoke budget (``REVOCATION_RATE_PER_30S``, here 96) in every sliding 30 s, judged by the emulator's call log.
+
+Found by this rig and fixed since: ``shared/domain/token_service.py`` cached "user -> ACS id" per worker process,
+so after a user deleted its identity on one instance and signed in again there, another instance's revoke reached
+the deleted identity (a lost revocation) and its refresh answered 404. The two reproductions below pin the fix.
 """
 
 from __future__ import annotations
@@ -23,20 +23,31 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 import requests
 
 from localdev.fleet import Fleet, FleetOptions, start_fleet
+from localdev.fleet.attribution import max_in_window, read_calls
 from localdev.fleet.haproxy import INSTANCE_HEADER
 from localdev.fleet.load import SUCCESS, Answer, LoadDriver, Recorder
 from localdev.fleet.verify import check_timer_once, lock_acquisitions, timer_runs, verify_fleet
 
 pytestmark = [pytest.mark.integration, pytest.mark.fleet]
 
-OPTIONS = FleetOptions(instances=3, schedule="*/2 * * * * *", lock_seconds=15, lock_recovery_seconds=2.0)
+#: the fleet's revoke budget (REVOCATION_RATE_PER_30S): 6 per 2-second window, so the campaign below outlasts 30 s
+REVOCATION_RATE = 96
+OPTIONS = FleetOptions(
+    instances=3,
+    schedule="*/2 * * * * *",
+    lock_seconds=15,
+    lock_recovery_seconds=2.0,
+    app_settings={"REVOCATION_RATE_PER_30S": str(REVOCATION_RATE)},
+)
 USERS_PER_ROUND = 20
+CAMPAIGN_USERS = 150
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +94,51 @@ def test_a_revoke_on_another_instance_kills_the_tokens_of_the_identity_created_a
 def test_a_refresh_on_another_instance_finds_the_identity_created_after_a_delete(fleet: Fleet) -> None:
     user, _, _ = deleted_and_recreated_on_b(fleet)
     assert on(fleet.instances[0].url, "POST", "token/refresh", user).status_code == 200  # was a 404 from A's stale cache
+
+
+def sign_in(fleet: Fleet, user: str) -> dict[str, Any]:
+    response = requests.post(fleet.api("token"), json={"scopes": ["voip"]}, headers={"X-Dev-User": user}, timeout=60)
+    assert response.status_code == 200, response.text
+    document: dict[str, Any] = response.json()
+    return document
+
+
+def sweep_on(instance_url: str) -> int:
+    """One sweep run on one instance through the host's admin API (it answers when the run is over)."""
+    return requests.post(f"{instance_url}/admin/functions/revocation_sweep", json={}, timeout=300).status_code
+
+
+def test_a_campaign_swept_by_every_instance_at_once_stays_within_the_fleet_budget(fleet: Fleet) -> None:
+    """Four sweeps at once (the timer's holder every 2 s, and one started by hand on each instance) draw on one budget.
+
+    Each instance alone would pace itself at REVOCATION_RATE per 30 s; the fleet budget (shared slots in Table
+    storage, shared/domain/revocation/budget.py) must hold all of them together to that rate. The emulator's
+    per-identity call log has the time of every revoke ACS received; no user revokes during this test, so every
+    revoke after the campaign started is the sweep's.
+    """
+    prefix = f"camp-{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(16) as pool:
+        grants = list(pool.map(lambda n: sign_in(fleet, f"{prefix}-{n}"), range(CAMPAIGN_USERS)))
+    started = time.time()
+    answer = requests.post(fleet.api("ops/campaigns"), json={"reason": "fleet test incident"}, timeout=30)
+    assert answer.status_code == 202, answer.text
+    campaign_id = answer.json()["id"]
+    with ThreadPoolExecutor(len(fleet.instances)) as pool:
+        assert list(pool.map(sweep_on, [instance.url for instance in fleet.instances])) == [202] * len(fleet.instances)
+    deadline = time.monotonic() + 60
+    while (progress := requests.get(fleet.api(f"ops/campaigns/{campaign_id}"), timeout=30).json())["status"] == "active":
+        assert time.monotonic() < deadline, progress
+        time.sleep(1)
+    assert progress["status"] == "done" and progress["failed"] == 0, progress
+
+    revokes = [call for call in read_calls(fleet.emulator, ("revoke",)).calls if call.at >= started]
+    assert {grant["communicationUserId"] for grant in grants} <= {call.identity for call in revokes}
+    most, _ = max_in_window([call.at for call in revokes])
+    # Bounded by the budget, with one window's share of slack: the budget counts a call when it is claimed, the
+    # emulator when it answers, so a call held up past the next window boundary can land beside that window's.
+    assert most <= REVOCATION_RATE + REVOCATION_RATE // 16, most
+    assert most >= REVOCATION_RATE * 3 // 4, most  # the sweeps did press against the budget (else this proves nothing)
+    assert [fleet.emulator.validate(grant["token"])["valid"] for grant in grants] == [False] * CAMPAIGN_USERS
 
 
 async def keep_loading(driver: LoadDriver, stop: asyncio.Event) -> None:

@@ -8,8 +8,19 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
+from localdev.fleet.attribution import (
+    PACED,
+    USER,
+    AcsCall,
+    attribute,
+    max_in_window,
+    owners,
+    paced_figures,
+    per_slice,
+    user_windows,
+)
 from localdev.fleet.haproxy import INSTANCE_HEADER, error_response, render_config
-from localdev.fleet.load import Answer, Outcome, body_shape, plan_mixed, retry_after_seconds
+from localdev.fleet.load import Answer, Outcome, Recorder, body_shape, plan_mixed, retry_after_seconds
 from localdev.fleet.observe import EmulatorSampler, Sample
 from localdev.fleet.verify import (
     Report,
@@ -19,6 +30,7 @@ from localdev.fleet.verify import (
     check_identities,
     check_outcomes,
     check_timer_once,
+    classify_orphans,
     percentile,
     timer_runs,
 )
@@ -195,3 +207,45 @@ def test_timer_runs_read_from_the_logs_mark_a_completion_whose_status_write_fail
     assert check_timer_once(runs, killed=set()) == []
     recorded = [TimerRun(r.instance, r.occurrence, r.past_due, r.done, r.at, r.latest) for r in runs]
     assert check_timer_once(recorded, killed=set()) != []  # without the failed write it is a double run
+
+
+def test_a_started_campaign_is_its_own_answer_shape() -> None:
+    document = b'{"id": "c0123456789ab", "status": "active", "candidates": null, "statusUrl": "/api/ops/campaigns/c0123456789ab"}'
+    assert body_shape(202, "application/json", document)[0] == "campaign"
+    assert answer_problem(answer("campaign", 202, "campaign")) is None
+
+
+def test_a_revoke_inside_its_owners_own_request_is_the_users_and_every_other_is_paced() -> None:
+    recorder = Recorder()
+    recorder.wall_started = 1000.0
+    recorder.answers = [
+        answer("issue", 200, "token", user="alice", identity="A", sent=1.0),
+        Answer("revoke", "alice", 204, 10.0, 0.5, None, "", "empty", "i0", 1),  # alice's sign-out: 1010.0 .. 1010.5
+        answer("issue", 200, "token", user="bob", identity="B", sent=2.0),
+    ]
+    calls = [
+        AcsCall("A", "revoke", 1010.2, 204),  # inside alice's request
+        AcsCall("A", "revoke", 1045.0, 204),  # later: the sweep's (e.g. a campaign)
+        AcsCall("B", "revoke", 1010.2, 204),  # bob never signed out: paced whatever the time
+    ]
+    marked = attribute(calls, owners(recorder.answers), user_windows(recorder))
+    assert [call.source for call in marked] == [USER, PACED, PACED]
+    figures = paced_figures(marked, "revoke", start=1000.0)
+    assert (figures.paced_calls, figures.user_calls, figures.max_paced_in_30s) == (2, 1, 1)
+    assert figures.slices == [1, 1]  # [1000, 1030): bob's; [1030, 1060): alice's second
+    assert figures.paced_succeeded == 2
+
+
+def test_the_busiest_sliding_window_is_half_open_and_found_wherever_it_starts() -> None:
+    assert max_in_window([]) == (0, 0.0)
+    assert max_in_window([0.0, 30.0]) == (1, 0.0)  # [0, 30) does not hold 30
+    assert max_in_window([0.0, 10.0, 29.9, 30.0, 31.0]) == (4, 10.0)  # [10, 40) holds 10, 29.9, 30, 31
+    assert max_in_window([0.0, 20.0, 35.0, 40.0, 45.0]) == (4, 20.0)  # [20, 50) holds 20, 35, 40, 45
+    assert per_slice([0.5, 29.0, 30.0, 95.0], start=0.0) == [2, 1, 0, 1]
+
+
+def test_each_orphan_is_traced_to_a_log_line_a_kill_or_a_lost_create_or_left_unexplained() -> None:
+    orphans = [("logged", 100.0), ("killed", 100.0), ("lost", 200.0), ("other", 500.0)]
+    causes = classify_orphans(orphans, kills=[130.0], logged_ids=["logged"], lost_creates=[215.0])
+    assert causes == {"logged": "logged", "killed": "kill", "lost": "lost_create", "other": "unexplained"}
+    assert classify_orphans([("x", 100.0)], kills=[99.0], logged_ids=[], lost_creates=[]) == {"x": "unexplained"}  # killed before
