@@ -29,7 +29,7 @@ from shared.adapters.identity_map import TableIdentityMap
 from shared.adapters.ledger import TableBudgetStore, TableRevocationLedger, TableSecrets
 from shared.adapters.lifecycle import AsyncClosable
 from shared.adapters.metrics import create_metrics
-from shared.adapters.telemetry import configure_telemetry
+from shared.adapters.telemetry import configure_telemetry, quiet_sdk_logs
 from shared.domain.clock import utc_now
 from shared.domain.journal import Journal
 from shared.domain.lookup import IdentityLookup
@@ -81,7 +81,9 @@ class Services(AsyncClosable):
 
     @classmethod
     def from_environment(cls) -> Services:
-        """The worker's services, with Application Insights export started when it is configured."""
+        """The worker's services, with Application Insights export started when it is configured, and the Azure
+        SDKs' request logs (which name storage rows) kept out of the function's log."""
+        quiet_sdk_logs()
         configure_telemetry(os.environ)
         return cls()
 

@@ -40,6 +40,20 @@ _lock = threading.Lock()
 _configured = False
 
 
+#: The Azure SDKs' loggers. azure-core's HttpLoggingPolicy logs each request's method and URL at INFO; a Table
+#: URL names the row, and the identity map's row key is the plain SHA-256 of the user key (the very value
+#: USER_REF_KEY keeps out of the log). In the Functions worker every log record of an invocation goes to the
+#: host under the function's category, so host.json's ``"azure": "Warning"`` does not reach these.
+SDK_LOGGER_NAME = "azure"
+
+
+def quiet_sdk_logs() -> None:
+    """Raise the Azure SDKs' loggers to WARNING unless someone chose a level for them (an operator debugging)."""
+    sdk = logging.getLogger(SDK_LOGGER_NAME)
+    if sdk.level == logging.NOTSET:
+        sdk.setLevel(logging.WARNING)
+
+
 def configure_telemetry(env: Mapping[str, str] = os.environ) -> bool:
     """Start exporting to Application Insights if it is configured; True when exporting.
 

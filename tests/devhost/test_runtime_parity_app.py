@@ -63,8 +63,8 @@ def kind(value: Any) -> str:
 def paths(app_factory):
     settings = {"DEVHOST_FUNCTION_KEY": FUNCTION_KEY, "DEVHOST_CORS": ORIGIN}
     apps = {mode: app_factory(DEVHOST_WORKER=mode, **settings) for mode in ("direct", "runtime")}
-    assert "Functions run inside azure-functions-runtime" in apps["runtime"].log_text()
-    assert "Functions run in devhost's process" in apps["direct"].log_text()
+    assert "Functions run inside azure-functions-runtime" in apps["runtime"].wait_log("Functions run inside")
+    assert "Functions run in devhost's process" in apps["direct"].wait_log("Functions run in devhost")
     return apps
 
 

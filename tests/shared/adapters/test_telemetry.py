@@ -10,6 +10,7 @@ turned off for the child, and live metrics point at the same loopback server.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -124,3 +125,29 @@ def test_function_names_are_kept(name: str) -> None:
 @pytest.mark.parametrize("value", [FAKE_TOKEN, "Bearer abc", "endpoint=https://x/;accesskey=k", "", "A" * 10, "x" * 65])
 def test_anything_else_is_not_exported_verbatim(value: str) -> None:
     assert telemetry.safe_name(value) == "unknown"
+
+
+@pytest.fixture
+def sdk_logger() -> Iterator[logging.Logger]:
+    """The SDKs' logger as a fresh worker has it: no level of its own, under a root that passes INFO."""
+    sdk, root = logging.getLogger(telemetry.SDK_LOGGER_NAME), logging.getLogger()
+    before = sdk.level, root.level
+    sdk.setLevel(logging.NOTSET)
+    root.setLevel(logging.INFO)
+    yield sdk
+    sdk.setLevel(before[0])
+    root.setLevel(before[1])
+
+
+def test_the_sdks_request_logs_which_name_storage_rows_are_kept_out(sdk_logger: logging.Logger) -> None:
+    policy = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    assert policy.isEnabledFor(logging.INFO)  # what leaked on Python 3.13 (azure-functions-runtime path)
+    telemetry.quiet_sdk_logs()
+    assert not policy.isEnabledFor(logging.INFO)  # "Request URL: '.../identities(PartitionKey=..,RowKey=..)'"
+    assert policy.isEnabledFor(logging.WARNING)
+
+
+def test_a_level_an_operator_chose_for_the_sdks_is_kept(sdk_logger: logging.Logger) -> None:
+    sdk_logger.setLevel(logging.DEBUG)
+    telemetry.quiet_sdk_logs()
+    assert sdk_logger.level == logging.DEBUG
