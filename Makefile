@@ -35,7 +35,7 @@ $(WEB_BUNDLE): node_modules/.installed samples/web/build.mjs samples/web/src/ven
 chromium:
 	sh scripts/install-chromium.sh
 
-# HAProxy (Debian's package) for the multi-instance rig (tests/fleet, bench --only fleet).
+# HAProxy (Debian's package) for the multi-instance rig (tests/fleet, the fleet benchmark).
 loadbalancer:
 	sh scripts/install-loadbalancer.sh
 
@@ -96,7 +96,7 @@ quickstart: setup
 	$(PY) -m localdev.quickstart
 
 ## Benchmarks: the service's paths against the raw SDK, same run.
-bench: setup
+bench: setup loadbalancer
 	$(if $(strip $(PYTHON313)),@$(MAKE) --no-print-directory setup313,@echo "bench: no Python 3.13 found; its cold start rows will say so")
 	$(PY) -m bench
 
