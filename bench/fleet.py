@@ -1,4 +1,4 @@
-"""The fleet run (``python -m bench --only fleet``; not part of the default ``make bench``): instances behind HAProxy,
+"""The fleet run (part of ``make bench``; ``python -m bench --only fleet`` alone): instances behind HAProxy,
 mixed load plus a sign-in storm plus an operator's incident campaign, one SIGKILL and one Azurite restart.
 
 Each *variant* is the same scenario on a fresh rig (:mod:`localdev.fleet`: its own Azurite on disk, its own emulator

@@ -1,7 +1,7 @@
 """The revocation sweep at 10,000 and at 100,000 identities in one run: throughput and peak memory, beside the raw SDK.
 
-Opt-in (``python -m bench --only sweep_scale``; sizes from ``BENCH_SWEEP_SCALE_SIZES``, default ``10000,100000``;
-``--quick``: 1,000 and 5,000). Both sizes take about 8 minutes on the 2-core development machine.
+Part of ``make bench`` (alone: ``python -m bench --only sweep_scale``; sizes from ``BENCH_SWEEP_SCALE_SIZES``,
+default ``10000,100000``; ``--quick``: 1,000 and 5,000). Both sizes take about 8 minutes on the 2-core development machine.
 
 Its own Azurite (in memory) and emulator (limits off), fresh, so that nothing earlier benchmarks left behind
 weighs on them. Per size, in this order:

@@ -111,6 +111,17 @@ def run_phase(app, logs, seed: int, answers: Counter, problems: list[str]) -> No
             future.result(timeout=300)
 
 
+def describe_orphans(emulator, mapped: set[str], log: str) -> list[dict]:
+    """Each live identity no mapping points at: what ACS saw of it and the log lines that name it (for a failure)."""
+    found = []
+    for identity_id in emulator.identities():
+        seen = emulator.identity(identity_id)
+        if seen["exists"] and not seen["deleted"] and identity_id not in mapped:
+            calls = {op: {k: v for k, v in c.items() if k != "recent"} for op, c in seen["calls"].items()}
+            found.append({"calls": calls, "log": [line for line in log.splitlines() if identity_id in line][:5]})
+    return found
+
+
 def test_soak_with_faults_and_an_azurite_restart_loses_nothing(soak_env):
     azurite, emulator, app, identity_table = soak_env
     logs = {f"soak-{index}": UserLog() for index in range(USERS)}
@@ -157,7 +168,7 @@ def test_soak_with_faults_and_an_azurite_restart_loses_nothing(soak_env):
     # answer was lost (ACS may have created it; nobody can know its id: README, "Orphan identities").
     traced = sum("if ACS created it anyway" in line for line in app.log_lines)
     orphans = emulator.stats()["identities"]["live"] - len(mapped)
-    assert 0 <= orphans <= traced, (orphans, traced)
+    assert 0 <= orphans <= traced, (orphans, traced, describe_orphans(emulator, set(mapped), app.log_text()))
 
     for user, log in logs.items():
         for token in log.tokens[: log.killed_before]:
