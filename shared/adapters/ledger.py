@@ -5,7 +5,10 @@ A request is written before anything else happens (by an operator through
 removed only after ACS confirmed the work. Entity design (``REVOCATION_TABLE_NAME``):
 
 * requests: ``PartitionKey='request'``, ``RowKey='<action>-<sha256 of the user key>'``, so a
-  repeated request for the same user merges into the pending one. ``NotBefore`` is
+  repeated request for the same user merges into the pending one. A pending request for an
+  identity that is no longer the user's (the user deleted it while ACS refused, signed in
+  again and deleted the new one) is not overwritten: it is set aside first as a request of
+  the same action for that identity alone (the orphan key), so neither is lost. ``NotBefore`` is
   when the request may next be claimed (a lease while a queue batch owns it, or a
   back-off after a transient failure).
 * status: ``PartitionKey='status'``: the last timer run's and the last batch's summary,
@@ -28,6 +31,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, Re
 from azure.data.tables import UpdateMode
 
 from shared.adapters.storage import TableAdapter, table_client
+from shared.domain.caller import orphan_key
 from shared.domain.clock import as_utc
 from shared.domain.errors import UnavailableError
 from shared.domain.models import Action, RevocationRequest, request_row_key
@@ -69,7 +73,8 @@ class TableRevocationLedger(TableAdapter):
     async def record(
         self, action: Action, user_key: str, *, reason: str, source: str, now: datetime, acs_user_id: str | None = None
     ) -> RevocationRequest:
-        """Upsert (merge) a pending request; a repeat request for the same user resets its back-off."""
+        """Insert, or merge into the pending request (a repeat for the same user resets its back-off);
+        one round trip when nothing is pending."""
         request = RevocationRequest(
             row_key=request_row_key(action, user_key),
             action=action,
@@ -95,8 +100,33 @@ class TableRevocationLedger(TableAdapter):
         if acs_user_id:
             entity["AcsUserId"] = acs_user_id
         async with self._reaching():
+            try:
+                metadata = await self._table.create_entity(entity)  # the usual case: nothing pending, one round trip
+                return replace(request, etag=(metadata or {}).get("etag"))
+            except ResourceExistsError:
+                pass
+        if acs_user_id:
+            await self._set_aside_if_for_another(request.row_key, acs_user_id, now)
+        async with self._reaching():
             metadata = await self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
         return replace(request, etag=(metadata or {}).get("etag"))
+
+    async def _set_aside_if_for_another(self, row_key: str, acs_user_id: str, now: datetime) -> None:
+        """Keep a pending request for another identity as that identity's own before the merge replaces it."""
+        pending = await self._entity(REQUEST_PARTITION, row_key)
+        earlier = str(pending.get("AcsUserId") or "") if pending is not None else ""
+        if pending is None or not earlier or earlier == acs_user_id:
+            return
+        aside = {
+            **{key: pending[key] for key in ("Action", "Reason", "Source", "RequestedAt") if key in pending},
+            "PartitionKey": REQUEST_PARTITION,
+            "RowKey": request_row_key(pending["Action"], orphan_key(earlier)),
+            "UserKey": orphan_key(earlier),
+            "AcsUserId": earlier,
+            "NotBefore": now,
+        }
+        async with self._reaching():
+            await self._table.upsert_entity(aside, mode=UpdateMode.MERGE)
 
     async def get(self, row_key: str) -> RevocationRequest | None:
         entity = await self._entity(REQUEST_PARTITION, row_key)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.domain.caller import user_digest
+from shared.domain.caller import orphan_key, user_digest
 from shared.domain.clock import utc_now
 from shared.domain.errors import ForeignIdentityError, NotFoundError, ServiceError
 from shared.domain.models import (
@@ -265,6 +265,10 @@ class FakeLedger(FailurePlan):
         await self.step("record")
         row_key = request_row_key(action, user_key)
         previous = self.requests.get(row_key)
+        if previous is not None and previous.acs_user_id and acs_user_id and previous.acs_user_id != acs_user_id:
+            # as the Table ledger: a pending request for another identity is set aside as that identity's own
+            aside_key = orphan_key(previous.acs_user_id)
+            self._store(replace(previous, row_key=request_row_key(action, aside_key), user_key=aside_key, not_before=now))
         return self._store(
             RevocationRequest(
                 row_key=row_key,

@@ -160,6 +160,20 @@ async def test_delete_when_acs_is_down_is_pending_with_the_identity_recorded(fak
     assert fresh.communication_user_id != grant.communication_user_id
 
 
+async def test_a_second_pending_delete_sets_the_first_identitys_request_aside(fakes: World) -> None:
+    first = await fakes.service.issue(ALICE, REQUEST)
+    fakes.acs.fail("delete", UnavailableError("down"))
+    assert await fakes.service.delete(ALICE) is Completion.PENDING
+    second = await fakes.service.issue(ALICE, REQUEST)
+    fakes.acs.fail("delete", UnavailableError("down"))
+    assert await fakes.service.delete(ALICE) is Completion.PENDING
+    pending = {request.row_key: request.acs_user_id for request in fakes.ledger.requests.values()}
+    assert pending == {
+        request_row_key("delete", ALICE.key): second.communication_user_id,
+        request_row_key("delete", orphan_key(first.communication_user_id)): first.communication_user_id,
+    }
+
+
 async def test_a_storage_outage_on_the_warm_path_is_unavailable_and_issues_nothing(fakes: World) -> None:
     await fakes.service.issue(ALICE, REQUEST)
     fakes.identities.fail("record_issued", UnavailableError("storage down", retry_after=3))

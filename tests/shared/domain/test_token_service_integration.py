@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from azure.data.tables.aio import TableClient
@@ -12,7 +13,8 @@ from localdev.emulator_process import start_emulator
 from shared.adapters.acs import AcsIdentityClient
 from shared.adapters.identity_map import TableIdentityMap
 from shared.adapters.ledger import TableRevocationLedger
-from shared.domain.caller import Caller
+from shared.domain.caller import Caller, orphan_key
+from shared.domain.clock import utc_now
 from shared.domain.policy import TokenRequest
 from shared.domain.ratelimit import PerUserRateLimiter
 from shared.domain.token_service import TokenService
@@ -101,3 +103,28 @@ async def test_stale_cache_after_delete_elsewhere_heals(service):
     assert second.communication_user_id != first.communication_user_id
     assert emulator.validate(second.token.token)["valid"] is True
     assert (await store.get(caller.key)).acs_user_id == second.communication_user_id
+
+
+async def test_a_second_pending_delete_keeps_the_first_identitys_request(service):
+    """Delete refused by ACS, sign in again, delete refused again: both identities stay recorded and get deleted.
+
+    The ledger merges a user's requests into one row; merging the second into the first used to overwrite the
+    first identity's id, leaving it alive with no mapping and no request (an orphan nobody could trace).
+    """
+    token_service, _, emulator, ledger = service
+    user = Caller("dev", f"twice-{uuid.uuid4().hex[:8]}")
+    first = await token_service.issue(user, REQUEST)
+    emulator.set_faults(unavailableRate=1.0, retryAfterSeconds=1)
+    try:
+        assert (await token_service.delete(user)).name == "PENDING"
+        emulator.set_faults(unavailableRate=0.0)
+        second = await token_service.issue(user, REQUEST)
+        emulator.set_faults(unavailableRate=1.0, retryAfterSeconds=1)
+        assert (await token_service.delete(user)).name == "PENDING"
+    finally:
+        emulator.set_faults(unavailableRate=0.0)
+    pending = {request.acs_user_id: request async for request in ledger.due(utc_now() + timedelta(minutes=5))}
+    assert set(pending) == {first.communication_user_id, second.communication_user_id}
+    assert pending[second.communication_user_id].user_key == user.key
+    assert pending[first.communication_user_id].user_key == orphan_key(first.communication_user_id)
+    assert {pending[first.communication_user_id].action, pending[second.communication_user_id].action} == {"delete"}
