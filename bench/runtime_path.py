@@ -189,11 +189,9 @@ def per_request(ctx: BenchContext, python: Path) -> Table:
         f"connection each; the same Azurite and emulator behind both."
     )
     table.notes.append(
-        "The worker also sends every log record at INFO to the host, as the platform's worker does, so on POST /api/token "
-        "azure-core's HTTP logging policy adds about 4 multi-line records (each ACS and Table request and response, headers "
-        "redacted) that devhost frames, filters and writes; the direct path runs in devhost's process, whose azure loggers "
-        "are at WARNING. In Azure the same records reach the app's logs: host.json categories filter the host's "
-        "'Function.<name>.User', not Python logger names."
+        "The worker sends every log record of an invocation to the host, as the platform's worker does, and host.json "
+        "categories filter the host's 'Function.<name>.User', not Python logger names; the app itself keeps the Azure "
+        "SDKs' loggers at WARNING (shared/adapters/telemetry.py, quiet_sdk_logs), so both paths write the same lines."
     )
     return table
 
