@@ -8,6 +8,12 @@ from typing import Literal
 
 from shared.domain.caller import user_digest
 
+#: the longest an issue can take between ACS minting a token and the map recording it (LastIssuedAt, or
+#: CreatedAt for the token that comes with a new identity), or the other way round: the ACS client's
+#: timeouts and retries stay well under it. A revoke that began this long after the last recorded issue
+#: has killed every token; an identity recorded this long after a moment holds no token from before it.
+ISSUE_IN_FLIGHT_MARGIN = timedelta(minutes=2)
+
 
 @dataclass(frozen=True)
 class IssuedToken:
@@ -71,6 +77,10 @@ class IdentityRecord:
         if self.last_revoked_at is None:
             return False
         return self.last_issued_at is None or self.last_revoked_at >= self.last_issued_at + margin
+
+    def created_after(self, moment: datetime) -> bool:
+        """True if the identity was created too long after ``moment`` to hold a token issued before it."""
+        return self.created_at >= moment + ISSUE_IN_FLIGHT_MARGIN
 
     def revoked_since(self, moment: datetime) -> bool:
         """True if a revocation began at or after ``moment``: every token issued before it is dead."""

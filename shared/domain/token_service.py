@@ -23,14 +23,14 @@ import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import Enum
 
 from shared.domain.caller import Caller, orphan_key
 from shared.domain.clock import format_utc, utc_now
 from shared.domain.errors import ForeignIdentityError, NotFoundError, ServiceError, ThrottledError, UnavailableError
 from shared.domain.journal import Journal
-from shared.domain.models import IdentityConflict, IdentityRecord, IssuedToken
+from shared.domain.models import ISSUE_IN_FLIGHT_MARGIN, IdentityConflict, IdentityRecord, IssuedToken
 from shared.domain.policy import TokenRequest
 from shared.domain.ports import AcsIdentityService, IdentityMap, RevocationLedger
 from shared.domain.ratelimit import PerUserRateLimiter
@@ -41,10 +41,6 @@ from shared.domain.revocation.work import Outcome
 logger = logging.getLogger(__name__)
 
 CACHE_SIZE = 10_000
-#: the longest an issue can take between recording LastIssuedAt and ACS minting the token (the ACS
-#: client's timeouts and retries stay well under it): a revoke that began this long after the last
-#: recorded issue has already killed every token, so repeating it needs no ACS call
-ISSUE_IN_FLIGHT_MARGIN = timedelta(minutes=2)
 #: a mapping write that keeps meeting other resources' rows (or races) gives up after this many tries
 MAX_MAPPING_ATTEMPTS = 3
 

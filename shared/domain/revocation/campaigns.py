@@ -5,8 +5,10 @@ usual machinery (pacing under ACS's revoke ceiling, time budget, queue fan-out, 
 
 * **Who.** Only identities that can still hold a live token issued before T: their newest token
   was issued at most the longest token lifetime before T (an identity last active two days ago
-  holds only expired tokens and costs no ACS call), and they were not revoked since T (a user who
-  signed out after T, or whom another campaign or request already revoked, is skipped).
+  holds only expired tokens and costs no ACS call), they were not revoked since T (a user who
+  signed out after T, or whom another campaign or request already revoked, is skipped), and they
+  were not created after T (a user who signs in during the incident keeps that fresh token; two
+  minutes of margin cover a create still in flight at T).
 * **Resumable.** Each timer run scans for the identities that still qualify (a server-side filter
   on LastIssuedAt, then LastRevokedAt) and works on those; a run killed mid-way, a poison batch or a
   deferred item is simply found again by the next scan. The campaign is done when a scan finds none.

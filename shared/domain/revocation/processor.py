@@ -83,8 +83,8 @@ class ItemProcessor:
             return Outcome.SKIPPED
         if not record.belongs_to(self._resource):
             return Outcome.FOREIGN
-        if record.revoked_since(before):
-            return Outcome.SKIPPED  # no ACS call: every token from before T is dead already
+        if record.revoked_since(before) or record.created_after(before):
+            return Outcome.SKIPPED  # no ACS call: every token from before T is dead already, or there never was one
         started = self._clock()
         outcome = await self._executor.revoke(record.acs_user_id)
         if outcome is Outcome.REVOKED:

@@ -301,8 +301,8 @@ class Sweeper:
             return
         found = 0
         async for record in self._identities.iter_records(issued_since=before - timedelta(minutes=self._max_token_minutes)):
-            if not record.belongs_to(self._resource) or record.revoked_since(before):
-                continue
+            if not record.belongs_to(self._resource) or record.revoked_since(before) or record.created_after(before):
+                continue  # another resource's; revoked since T; or created after T (a sign-in during the incident)
             found += 1
             yield WorkItem("campaign", f"{campaign['id']}.{record.row_key}")
         tally.scanned[campaign["id"]] = found  # only a scan that ran to its end says how many are left

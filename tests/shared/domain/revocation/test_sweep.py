@@ -279,6 +279,24 @@ async def test_a_campaign_revokes_exactly_the_identities_that_can_hold_a_live_to
     assert all(fakes.identities.rows[r.user_key].last_revoked_at == NOW for r in live)
 
 
+async def test_a_campaign_leaves_identities_created_after_its_time_alone(fakes: World) -> None:
+    """A sign-in during the incident holds no token from before T; a create in flight at T (within the margin) may."""
+    before = await fakes.user("before", issued=NOW - timedelta(hours=1))
+    in_flight = fakes.identities.put(
+        IdentityRecord(
+            Caller("dev", "in-flight").key, "8:acs:in_flight", NOW + timedelta(minutes=1), NOW + timedelta(minutes=1), None
+        )
+    )
+    after = fakes.identities.put(
+        IdentityRecord(Caller("dev", "after").key, "8:acs:after", NOW + timedelta(minutes=5), NOW + timedelta(minutes=5), None)
+    )
+    await campaigns_of(fakes).start("incident")
+    await fakes.sweeper().run_timer()
+    revoked = {identity for op, identity in fakes.acs.calls if op == "revoke"}
+    assert before.acs_user_id in revoked and in_flight.acs_user_id in revoked
+    assert after.acs_user_id not in revoked
+
+
 async def test_a_campaign_stopped_by_the_budget_is_finished_by_the_next_run(fakes: World) -> None:
     for n in range(12):
         await fakes.user(f"u{n}", issued=NOW - timedelta(hours=1))
