@@ -117,15 +117,32 @@ async def measure(total: int, concurrency: int, one: Callable[[int], Awaitable[A
     return Sample(latencies, time.perf_counter() - started)
 
 
-async def interleaved(paths: Mapping[str, Callable[[int], Awaitable[Any]]], per_round: int, rounds: int) -> dict[str, Sample]:
-    """Warm every path, then measure them in turn, one caller, round after round, so drift hits all alike."""
+One = Callable[[int], Awaitable[Any]]
+
+
+async def interleaved(
+    paths: Mapping[str, One],
+    per_round: int,
+    rounds: int,
+    one_round: Callable[[str, One], Awaitable[Sample]] | None = None,
+) -> dict[str, Sample]:
+    """Warm every path, then measure them in turn, one caller, round after round, so drift hits all alike.
+
+    ``one_round(name, path)`` measures one round of a path (default: ``per_round`` requests, one caller), for a
+    benchmark that reads more around it (bench/latency.py: CPU).
+    """
+
+    async def default_round(_: str, one: One) -> Sample:
+        return await measure(per_round, 1, one)
+
+    one_round = one_round or default_round
     for one in paths.values():
         for i in range(20):
             await one(i)
     samples = {name: Sample([], 0.0) for name in paths}
     for _ in range(rounds):
         for name, one in paths.items():
-            sample = await measure(per_round, 1, one)
+            sample = await one_round(name, one)
             samples[name].latencies += sample.latencies
             samples[name].elapsed += sample.elapsed
     return samples
@@ -194,12 +211,14 @@ class DevhostProcess:
         stop_process(self.process)
 
 
-def start_devhost(env: dict[str, str]) -> DevhostProcess:
-    """``python -m devhost --port 0``: the app served over HTTP the way the Functions host would."""
+def start_devhost(env: dict[str, str], python: Path | str = sys.executable, worker: str | None = None) -> DevhostProcess:
+    """``python -m devhost --port 0``: the app served over HTTP the way the Functions host would (on ``python``;
+    ``worker``: DEVHOST_WORKER, direct or runtime, else devhost's default for that Python)."""
+    chosen = {"DEVHOST_WORKER": worker} if worker else {}
     process = subprocess.Popen(
-        [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", "0", "--app-dir", str(ROOT)],
+        [str(python), "-m", "devhost", "--host", "127.0.0.1", "--port", "0", "--app-dir", str(ROOT)],
         cwd=ROOT,
-        env={**os.environ, **env, "DEVHOST_CORS": ""},
+        env={**os.environ, **env, "DEVHOST_CORS": "", **chosen},
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
@@ -209,7 +228,7 @@ def start_devhost(env: dict[str, str]) -> DevhostProcess:
         if line.startswith("DEVHOST_URL="):
             return DevhostProcess(line.strip().split("=", 1)[1], process)
     process.wait()
-    raise RuntimeError("devhost did not start")
+    raise RuntimeError(f"devhost ({worker or 'default'}) did not start on {python}")
 
 
 def http_get(url: str, timeout: float = 10.0) -> int:

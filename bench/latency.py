@@ -176,17 +176,13 @@ async def interleaved_with_cpu(
 
         return timed
 
-    for one in paths.values():
-        for i in range(20):
-            await one(i)
-    samples = {name: Sample([], 0.0) for name in paths}
-    for _ in range(rounds):
-        for name, one in paths.items():
-            devhost_before = cpu_seconds(devhost_pid)
-            sample = await measure(per_round, 1, counted(name, one))
-            cpu[f"{name} devhost"] += cpu_seconds(devhost_pid) - devhost_before
-            samples[name].latencies += sample.latencies
-            samples[name].elapsed += sample.elapsed
+    async def one_round(name: str, one: Callable[[int], Awaitable[None]]) -> Sample:
+        devhost_before = cpu_seconds(devhost_pid)
+        sample = await measure(per_round, 1, counted(name, one))
+        cpu[f"{name} devhost"] += cpu_seconds(devhost_pid) - devhost_before
+        return sample
+
+    samples = await interleaved(paths, per_round, rounds, one_round)
     return samples, dict(cpu)
 
 

@@ -24,12 +24,11 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from bench.common import ROOT, BenchContext
+from bench.common import ROOT, BenchContext, start_devhost
 from bench.report import Table
 
 VENV313_PYTHON = ROOT / ".venv313" / "bin" / "python"
@@ -66,44 +65,11 @@ def child_coldstart(python: Path | str, env: dict[str, str], repeats: int) -> di
     return {"import_ms": statistics.median(imports), "to_health_ms": statistics.median(to_health)}
 
 
-@dataclass
-class Devhost:
-    url: str
-    process: subprocess.Popen[str]
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-
-
-def start_devhost(python: Path | str, env: dict[str, str], worker: str) -> Devhost:
-    process = subprocess.Popen(
-        [str(python), "-m", "devhost", "--host", "127.0.0.1", "--port", "0", "--app-dir", str(ROOT)],
-        cwd=ROOT,
-        env={**os.environ, **env, "DEVHOST_CORS": "", "DEVHOST_WORKER": worker},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("DEVHOST_URL="):
-            return Devhost(line.strip().split("=", 1)[1], process)
-    process.wait()
-    raise RuntimeError(f"devhost ({worker}) did not start on {python}")
-
-
 def devhost_first_answer_ms(python: Path | str, env: dict[str, str], worker: str, repeats: int) -> float:
     figures = []
     for _ in range(repeats):
         started = time.perf_counter()
-        host = start_devhost(python, env, worker)
+        host = start_devhost(env, python, worker)
         try:
             if requests.get(f"{host.url}/api/health", timeout=30).status_code != 200:
                 raise RuntimeError(f"devhost ({worker}) health was not 200")
@@ -151,7 +117,7 @@ def per_request(ctx: BenchContext, python: Path) -> Table:
         f"Per request on Python {version_of(python)}: devhost's runtime path vs its direct path (same run)",
         ["measure", "runtime path (azure-functions-runtime)", "direct path (devhost calls the function)", "runtime / direct"],
     )
-    hosts = {worker: start_devhost(python, ctx.app_env(), worker) for worker in ("runtime", "direct")}
+    hosts = {worker: start_devhost(ctx.app_env(), python, worker) for worker in ("runtime", "direct")}
     try:
         figures: dict[str, dict[str, float]] = {}
         for worker, host in hosts.items():
