@@ -80,6 +80,14 @@ async def warm(cache: SigningKeyCache) -> None:
     assert await cache.key_for("k1") is K1
 
 
+async def warm_cache(wait: float = 0.05) -> tuple[FakeIssuer, FakeClock, SigningKeyCache]:
+    """A cache that has fetched the issuer's keys once (issuer.calls == 1), with its issuer and clock."""
+    issuer, clock = FakeIssuer(), FakeClock()
+    cache = cache_for(issuer, clock, wait=wait)
+    await warm(cache)
+    return issuer, clock, cache
+
+
 async def settle() -> None:
     """Let tasks that need no outside event run to their end."""
     for _ in range(5):
@@ -102,9 +110,7 @@ async def test_forged_kids_while_the_issuer_fails_cost_one_fetch_per_interval_an
 
 
 async def test_with_good_keys_held_forged_kids_are_refused_without_a_fetch_storm():
-    issuer, clock = FakeIssuer(), FakeClock()
-    cache = cache_for(issuer, clock)
-    await warm(cache)
+    issuer, clock, cache = await warm_cache()
     issuer.failing = True
     clock.advance(INTERVAL)
     for n in range(100):
@@ -114,9 +120,7 @@ async def test_with_good_keys_held_forged_kids_are_refused_without_a_fetch_storm
 
 
 async def test_a_known_kid_never_waits_for_a_running_fetch():
-    issuer, clock = FakeIssuer(), FakeClock()
-    cache = cache_for(issuer, clock, wait=3600)  # were it to wait for the fetch, this test would hang, not pass
-    await warm(cache)
+    issuer, clock, cache = await warm_cache(wait=3600)  # were it to wait for the fetch, this test would hang, not pass
     clock.advance(HOUR)  # old keys: the next call refreshes them in the background
     issuer.hang()
     first = asyncio.create_task(cache.key_for("k1"))
@@ -132,9 +136,7 @@ async def test_a_known_kid_never_waits_for_a_running_fetch():
 
 
 async def test_a_slow_fetch_is_shared_and_waited_for_only_briefly():
-    issuer, clock = FakeIssuer(), FakeClock()
-    cache = cache_for(issuer, clock)
-    await warm(cache)
+    issuer, clock, cache = await warm_cache()
     clock.advance(INTERVAL)
     issuer.hang()
     forged = [asyncio.create_task(cache.key_for(f"forged-{n}")) for n in range(8)]
@@ -153,9 +155,7 @@ async def test_a_slow_fetch_is_shared_and_waited_for_only_briefly():
 
 
 async def test_a_fetch_that_completes_within_the_wait_serves_the_caller_that_needed_it():
-    issuer, clock = FakeIssuer(), FakeClock()
-    cache = cache_for(issuer, clock)
-    await warm(cache)
+    issuer, clock, cache = await warm_cache()
     clock.advance(INTERVAL)
     issuer.keys = {"k1": K1, "k2": K2}
     assert await cache.key_for("k2") is K2  # a rotated key is picked up on its first use
@@ -163,9 +163,7 @@ async def test_a_fetch_that_completes_within_the_wait_serves_the_caller_that_nee
 
 
 async def test_last_good_keys_are_trusted_for_a_day_of_failures_then_503():
-    issuer, clock = FakeIssuer(), FakeClock()
-    cache = cache_for(issuer, clock)
-    await warm(cache)
+    issuer, clock, cache = await warm_cache()
     issuer.failing = True
     clock.advance(HOUR)
     assert await cache.key_for("k1") is K1  # served; a background refresh was tried (and failed)
@@ -182,9 +180,7 @@ async def test_last_good_keys_are_trusted_for_a_day_of_failures_then_503():
 
 
 async def test_a_successful_fetch_replaces_the_whole_set_so_a_withdrawn_key_goes():
-    issuer, clock = FakeIssuer(), FakeClock()
-    cache = cache_for(issuer, clock)
-    await warm(cache)
+    issuer, clock, cache = await warm_cache()
     issuer.keys = {"k2": K2}
     clock.advance(INTERVAL)
     assert await cache.key_for("k2") is K2
@@ -192,9 +188,7 @@ async def test_a_successful_fetch_replaces_the_whole_set_so_a_withdrawn_key_goes
 
 
 async def test_an_empty_key_set_keeps_the_last_good_keys():
-    issuer, clock = FakeIssuer(), FakeClock()
-    cache = cache_for(issuer, clock)
-    await warm(cache)
+    issuer, clock, cache = await warm_cache()
     issuer.keys = {}
     clock.advance(INTERVAL)
     assert await cache.key_for("k2") is None
