@@ -10,6 +10,7 @@ carries them out. ``GET /api/ops/revocations/status`` shows the last run.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import azure.functions as func
 
@@ -33,11 +34,22 @@ CAMPAIGN_FIELDS = frozenset({"reason", "before"})
 _CAMPAIGN_ID = re.compile(r"^c[0-9a-f]{12}$")
 
 
+def _no_such_campaign() -> NotFoundError:
+    return NotFoundError("There is no such campaign.", code="campaign_not_found")
+
+
 def _campaign_id(req: func.HttpRequest) -> str:
     campaign_id = req.route_params.get("campaignId") or ""
     if not _CAMPAIGN_ID.match(campaign_id):
-        raise NotFoundError("There is no such campaign.", code="campaign_not_found")
+        raise _no_such_campaign()
     return campaign_id
+
+
+def _campaign_answer(campaign: dict[str, Any] | None) -> func.HttpResponse:
+    """200 with the campaign's progress, or 404 when there is no such campaign."""
+    if campaign is None:
+        raise _no_such_campaign()
+    return json_response(200, campaign)
 
 
 def default_provider(auth: AuthSettings) -> str | None:
@@ -139,19 +151,13 @@ def operator_api(services: Services) -> func.Blueprint:
     @http_function(bp, "campaign_status", "ops/campaigns/{campaignId}", "GET", func.AuthLevel.FUNCTION, services.metrics)
     async def campaign_status(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """GET /api/ops/campaigns/{campaignId} (function key): progress and ETA."""
-        campaign = await services.campaigns().get(_campaign_id(req))
-        if campaign is None:
-            raise NotFoundError("There is no such campaign.", code="campaign_not_found")
-        return json_response(200, campaign)
+        return _campaign_answer(await services.campaigns().get(_campaign_id(req)))
 
     @http_function(bp, "cancel_campaign", "ops/campaigns/{campaignId}/cancel", "POST", func.AuthLevel.FUNCTION, services.metrics)
     async def cancel_campaign(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
         """POST /api/ops/campaigns/{campaignId}/cancel (function key): stop it; what was revoked stays revoked."""
         read_json_object(req, required=False)
-        campaign = await services.campaigns().cancel(_campaign_id(req))
-        if campaign is None:
-            raise NotFoundError("There is no such campaign.", code="campaign_not_found")
-        return json_response(200, campaign)
+        return _campaign_answer(await services.campaigns().cancel(_campaign_id(req)))
 
     @http_function(bp, "lookup_user", "ops/identities", "GET", func.AuthLevel.FUNCTION, services.metrics)
     async def lookup_user(req: func.HttpRequest, ctx: RequestContext) -> func.HttpResponse:
