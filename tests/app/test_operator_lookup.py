@@ -25,7 +25,8 @@ def lookup_identity(app, acs_user_id: str) -> requests.Response:
 
 
 def sweep(app) -> dict:
-    assert requests.post(f"{app.url}/admin/functions/revocation_sweep", json={}, timeout=60).status_code == 202
+    ran = requests.post(f"{app.url}/admin/functions/revocation_sweep", json={}, timeout=60)
+    assert ran.status_code == 202, app.log_text()[-4000:]  # a failed run: its traceback is in the host's log
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         status = requests.get(app.api("ops/revocations/status"), timeout=30).json()
